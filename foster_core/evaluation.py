@@ -1,0 +1,119 @@
+"""One evaluation protocol for every recommender: full ranking over all items, history masked.
+
+For each user the scorer sees the input sequence and returns a score for every item in the catalogue.
+Items already in the user's input history are removed from the ranking (score -inf), then the target's
+rank is counted against all remaining items; no sampled negatives. Ties count against the target, so a
+model that gives every item the same score scores zero. A target that is itself in the history (a repeat
+purchase) is masked with it and counts as a miss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .data import Split, pad_left
+
+KS = (10, 20)
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # padded item ids (B, L) -> scores (B, M)
+
+
+class NonFiniteScoresError(RuntimeError):
+    """A model produced NaN or infinite scores; its metrics would be meaningless."""
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+    """0-based rank of each target among the unmasked items; `history` (B, M) bool marks masked items."""
+    if not torch.isfinite(scores).all():
+        bad = int((~torch.isfinite(scores)).any(dim=1).sum())
+        raise NonFiniteScoresError(f"{bad} of {scores.shape[0]} users got NaN or infinite scores; refusing to rank them.")
+    scores = scores.float()
+    if history is not None:
+        scores = scores.masked_fill(history, float("-inf"))
+    target_scores = scores.gather(1, targets.view(-1, 1))
+    # Ties count against the target: every other item scoring at least as high ranks above it.
+    ranks = (scores >= target_scores).sum(dim=1) - 1
+    if history is not None:
+        target_masked = history.gather(1, targets.view(-1, 1)).squeeze(1)
+        ranks = torch.where(target_masked, torch.full_like(ranks, scores.shape[1]), ranks)
+    return ranks
+
+
+def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    ranks = torch.as_tensor(ranks, dtype=torch.float64)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"ndcg@{k}"] = float(torch.where(hit, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks)).mean())
+        out[f"recall@{k}"] = float(hit.double().mean())
+    return out
+
+
+def evaluate_scorer(
+    scorer: Scorer,
+    inputs: list[np.ndarray],
+    targets: np.ndarray,
+    num_items: int,
+    max_len: int = 50,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    ks: tuple[int, ...] = KS,
+) -> dict[str, float]:
+    ranks = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size]
+        seqs = torch.from_numpy(pad_left(chunk, max_len)).to(device)
+        history = torch.zeros(len(chunk), num_items, dtype=torch.bool, device=device)
+        for row, seq in enumerate(chunk):
+            # The full history is masked, also the part older than the model's input window.
+            history[row, torch.from_numpy(seq).to(device)] = True
+        with torch.no_grad():
+            scores = scorer(seqs)
+        batch_targets = torch.from_numpy(targets[start : start + batch_size]).to(device)
+        ranks.append(target_ranks(scores, batch_targets, history).cpu())
+    return metrics_from_ranks(torch.cat(ranks), ks)
+
+
+def model_scorer(model: torch.nn.Module) -> Scorer:
+    def score(seqs: torch.Tensor) -> torch.Tensor:
+        hidden = model(seqs)[:, -1]
+        return model.score(hidden)
+
+    return score
+
+
+def popularity_scorer(train: list[np.ndarray], num_items: int) -> Scorer:
+    """Scores every item by its count in the training split; ties broken by item id, like any stable sort."""
+    counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items, dtype=np.int64)
+    order = np.argsort(-counts, kind="stable")
+    scores = torch.empty(num_items)
+    scores[torch.from_numpy(order)] = torch.arange(num_items, 0, -1, dtype=torch.float32)
+
+    def score(seqs: torch.Tensor) -> torch.Tensor:
+        return scores.to(seqs.device).expand(seqs.shape[0], -1)
+
+    return score
+
+
+def evaluate_split(
+    scorer: Scorer, split: Split, num_items: int, which: str = "test", max_len: int = 50,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Validation: input = training items, target = validation item. Test: input adds the validation item."""
+    if which == "valid":
+        return evaluate_scorer(scorer, split.valid_inputs, split.valid_targets, num_items, max_len, device=device)
+    if which == "test":
+        return evaluate_scorer(scorer, split.test_inputs, split.test_targets, num_items, max_len, device=device)
+    raise ValueError(f"which must be 'valid' or 'test', not {which!r}")
+
+
+def evaluate_model(model: torch.nn.Module, split: Split, which: str = "test") -> dict[str, float]:
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_split(model_scorer(model), split, model.num_items, which, model.cfg.max_len, device)
+    finally:
+        model.train(was_training)

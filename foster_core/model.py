@@ -1,0 +1,150 @@
+"""Text-based SASRec: causal self-attention over item embeddings derived from item texts.
+
+Item v's embedding is e_v = A(t_v): a trainable adapter applied to its frozen text embedding t_v.
+The same e_v is the input token and the output scoring vector (embedding tying), so the score of
+item v after a sequence is h . e_v, for every item or for any subset of items.
+
+Inputs come in two kinds with one code path after the embedding:
+- hard: item ids (B, L), left-padded with PAD_ID = -1;
+- soft: a probability distribution over some item table per position (B, L, K), which becomes the
+  expected item embedding sum_v p(v) e_v. A one-hot soft input equals the hard input.
+
+Padded positions never produce NaN: each query may always attend to itself, and a timeline mask
+zeroes padded positions after every block (the original SASRec recipe), instead of a key-padding
+mask that leaves fully-masked rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import PAD_ID
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: int = 64
+    blocks: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    max_len: int = 50  # positions; longer inputs keep their most recent items
+    adapter_layers: int = 2  # 1 = Linear + LayerNorm; 2 = a small MLP before the LayerNorm
+
+
+class TextAdapter(nn.Module):
+    def __init__(self, text_dim: int, hidden: int, layers: int):
+        super().__init__()
+        if layers == 1:
+            self.net = nn.Linear(text_dim, hidden)
+        else:
+            self.net = nn.Sequential(nn.Linear(text_dim, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, text_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.net(text_embeddings))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.dropout = cfg.dropout
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)
+        q, k, v = (t.view(B, L, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.hidden)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.hidden)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden), nn.Dropout(cfg.dropout)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), attn_mask))
+        x = x + self.mlp(self.ln2(x))
+        return x * timeline
+
+
+class TextSASRec(nn.Module):
+    def __init__(self, text_embeddings: torch.Tensor, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        # Frozen text embeddings travel with the model but are not parameters (and not in checkpoints).
+        self.register_buffer("text_embeddings", text_embeddings.float(), persistent=False)
+        self.adapter = TextAdapter(text_embeddings.shape[1], self.cfg.hidden, self.cfg.adapter_layers)
+        self.position = nn.Embedding(self.cfg.max_len, self.cfg.hidden)
+        self.drop = nn.Dropout(self.cfg.dropout)
+        self.blocks = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.blocks))
+        self.final_norm = nn.LayerNorm(self.cfg.hidden)
+        self.apply(self._init_weights)
+        # LayerNormed h and e_v have norm ~sqrt(d), so h . e_v starts with a spread of ~d and a near-one-hot
+        # softmax that learns slowly; a small final gain starts the logits near unit scale, and it is trainable.
+        nn.init.constant_(self.final_norm.weight, self.cfg.hidden ** -0.5)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    @property
+    def num_items(self) -> int:
+        return self.text_embeddings.shape[0]
+
+    def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, d) for the whole catalogue, or (N, d) for the given item ids."""
+        text = self.text_embeddings if items is None else self.text_embeddings[items]
+        return self.adapter(text)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, L, d) for hard item ids (B, L), left-padded with PAD_ID."""
+        seqs = seqs[:, -self.cfg.max_len :]
+        timeline = seqs != PAD_ID
+        tokens = self.item_embeddings()[seqs.clamp(min=0)]
+        return self._transform(tokens, timeline)
+
+    def forward_soft(self, probs: torch.Tensor, item_table: torch.Tensor, timeline: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, L, d) for soft inputs: probs (B, L, K) over the rows of item_table (K, d)."""
+        probs = probs[:, -self.cfg.max_len :]
+        if timeline is None:
+            timeline = torch.ones(probs.shape[:2], dtype=torch.bool, device=probs.device)
+        return self._transform(probs @ item_table, timeline[:, -self.cfg.max_len :])
+
+    def score(self, hidden: torch.Tensor, items: torch.Tensor | None = None, item_table: torch.Tensor | None = None) -> torch.Tensor:
+        """h . e_v for all items, for the ids in `items`, or for a precomputed item_table."""
+        if item_table is None:
+            item_table = self.item_embeddings(items)
+        return hidden @ item_table.T
+
+    def _transform(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
+        L = tokens.shape[1]
+        mask = timeline.unsqueeze(-1).to(tokens.dtype)
+        positions = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=tokens.device)
+        x = self.drop((tokens + self.position(positions)) * mask) * mask
+        causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()
+        eye = torch.eye(L, dtype=torch.bool, device=tokens.device)
+        # A query sees earlier real positions and always itself, so no row of the mask is empty.
+        attn_mask = (causal & timeline[:, None, :]) | eye
+        attn_mask = attn_mask.unsqueeze(1)
+        for block in self.blocks:
+            x = block(x, attn_mask, mask)
+        return self.final_norm(x) * mask

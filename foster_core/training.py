@@ -1,0 +1,188 @@
+"""Training a TextSASRec on real sequences (hard next-item labels) or on soft synthetic sequences.
+
+Both go through one loop, `fit`: epochs of mini-batches, validation NDCG@10 after each epoch, early
+stopping with the best epoch's weights restored, and an optional checkpoint per epoch (the expert
+trajectory that FOSTER's parameter reset draws from). Only training-split items ever reach a batch;
+validation items are used to choose the epoch, never as inputs or labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from .atomic import atomic_write
+from .data import PAD_ID, Split, pad_left
+from .evaluation import evaluate_model
+from .model import ModelConfig, TextSASRec
+from .runtime import resolve_device, seed_everything
+
+EpochCallback = Callable[[dict], None]
+SELECTION_METRIC = "ndcg@10"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200  # upper bound; early stopping usually ends sooner
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 15  # epochs without a better validation NDCG@10 before stopping
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class TrainResult:
+    model: TextSASRec
+    best_epoch: int
+    best_valid: dict[str, float]
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    checkpoints: list[Path] = field(default_factory=list)
+
+
+def next_item_pairs(train: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-item targets (both left-padded, (U, max_len)): every prefix predicts its next item."""
+    usable = [s for s in train if len(s) >= 2]
+    return pad_left([s[:-1] for s in usable], max_len), pad_left([s[1:] for s in usable], max_len)
+
+
+def train_on_sequences(
+    text_embeddings: torch.Tensor,
+    train: list[np.ndarray],
+    split: Split | None = None,
+    model_cfg: ModelConfig | None = None,
+    cfg: TrainConfig | None = None,
+    checkpoint_dir: str | Path | None = None,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    """Train on real training-split sequences with cross-entropy over all items."""
+    model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
+    inputs, targets = next_item_pairs(train, model_cfg.max_len)
+    if len(inputs) == 0:
+        raise ValueError("No training sequence has two or more items; nothing to learn from.")
+    inputs, targets = torch.from_numpy(inputs), torch.from_numpy(targets)
+
+    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        seqs, next_items = batch
+        # Columns that are padding in every row carry nothing; dropping them is exact (right-aligned positions).
+        first = int((seqs != PAD_ID).any(0).nonzero()[0])
+        seqs, next_items = seqs[:, first:], next_items[:, first:]
+        hidden = model(seqs)
+        real = next_items != PAD_ID
+        logits = model.score(hidden[real])  # only real positions: padding costs nothing
+        return F.cross_entropy(logits, next_items[real])
+
+    return fit(text_embeddings, (inputs, targets), batch_loss, split, model_cfg, cfg, checkpoint_dir, callback)
+
+
+def train_on_soft(
+    text_embeddings: torch.Tensor,
+    soft_inputs: torch.Tensor,
+    soft_targets: torch.Tensor,
+    split: Split | None = None,
+    model_cfg: ModelConfig | None = None,
+    cfg: TrainConfig | None = None,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    """Train on synthetic sequences: inputs (n, L, M) and next-item label distributions (n, L, M)."""
+    model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
+    if soft_inputs.shape != soft_targets.shape or soft_inputs.shape[-1] != text_embeddings.shape[0]:
+        raise ValueError(
+            f"soft inputs {tuple(soft_inputs.shape)} and targets {tuple(soft_targets.shape)} must both be "
+            f"(n, L, {text_embeddings.shape[0]})"
+        )
+
+    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        probs, labels = batch
+        table = model.item_embeddings()
+        hidden = model.forward_soft(probs, table)
+        log_probs = F.log_softmax(model.score(hidden, item_table=table), dim=-1)
+        return -(labels[:, -hidden.shape[1] :] * log_probs).sum(-1).mean()
+
+    return fit(text_embeddings, (soft_inputs.float(), soft_targets.float()), batch_loss, split, model_cfg, cfg, None, callback)
+
+
+def fit(
+    text_embeddings: torch.Tensor,
+    tensors: tuple[torch.Tensor, ...],
+    batch_loss: Callable[[TextSASRec, tuple[torch.Tensor, ...]], torch.Tensor],
+    split: Split | None,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    """The one training loop. Without a split it runs all epochs and keeps the last weights."""
+    generator = seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    model = TextSASRec(torch.as_tensor(text_embeddings), model_cfg).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    checkpoints: list[Path] = []
+    if checkpoint_dir is not None:
+        checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / "epoch_000.safetensors"))
+
+    start = time.perf_counter()
+    history: list[dict] = []
+    best_score, best_epoch, best_valid, best_state = -1.0, 0, {}, None
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        losses = []
+        for batch in _batches(tensors, cfg.batch_size, generator):
+            loss = batch_loss(model, tuple(t.to(device) for t in batch))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"Training loss became {loss.item()} at epoch {epoch}; lower the learning rate.")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
+        if checkpoint_dir is not None:
+            checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors"))
+        if split is not None:
+            valid = evaluate_model(model, split, "valid")
+            record["valid"] = valid
+            if valid[SELECTION_METRIC] > best_score:
+                best_score, best_epoch, best_valid = valid[SELECTION_METRIC], epoch, valid
+                best_state = copy.deepcopy(model.state_dict())
+        history.append(record)
+        if callback:
+            callback(record)
+        if split is not None and epoch - best_epoch >= cfg.patience:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = history[-1]["epoch"]
+    model.eval()
+    return TrainResult(model, best_epoch, best_valid, history, time.perf_counter() - start, checkpoints)
+
+
+def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+    order = torch.randperm(len(tensors[0]), generator=generator)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        yield tuple(t[index] for t in tensors)
+
+
+def save_checkpoint(model: TextSASRec, path: Path) -> Path:
+    """Weights only (safetensors), written to a temporary file and renamed, so a kill never leaves half a file."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return atomic_write(path, lambda tmp: save_file(state, tmp))
+
+
+def load_checkpoint(model: TextSASRec, path: str | Path) -> TextSASRec:
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(path), device=str(next(model.parameters()).device)))
+    return model
