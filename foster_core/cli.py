@@ -10,7 +10,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .atomic import atomic_write_json
+from .benchmark import StudentConfig, run_method
 from .data import DataConfig, DataError, load_dataset
+from .distill import METHODS, DistillConfig
+from .run_store import RunStore
 from .model import ModelConfig
 from .text_encoder import EncoderConfig
 from .training import TrainConfig
@@ -43,7 +46,106 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     train.add_argument("--blocks", type=int, default=ModelConfig.blocks)
     train.add_argument("--checkpoint-dir", type=Path, help="save a checkpoint per epoch here (an expert trajectory)")
+    distill = commands.add_parser("distill", help="distil a dataset into `budget` synthetic sequences with one method")
+    _add_dataset_arguments(distill)
+    distill.add_argument("--method", default="foster", choices=sorted(METHODS))
+    distill.add_argument("--budget", type=int, default=20, help="number of synthetic sequences")
+    _add_distill_arguments(distill)
+
+    bench = commands.add_parser("bench", help="methods x budgets x seeds, with the full-data row; prints a table")
+    _add_dataset_arguments(bench)
+    bench.add_argument("--methods", nargs="+", default=["random", "longest", "kcenter", "herding", "teacher", "foster"],
+                       choices=["full", *sorted(METHODS)])
+    bench.add_argument("--budgets", nargs="+", type=int, default=[10, 20, 50])
+    bench.add_argument("--out", type=Path, help="write the JSON results here")
+    _add_distill_arguments(bench)
     return parser
+
+
+def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, default=3, help="students trained per evaluation (mean and std)")
+    parser.add_argument("--steps", type=int, default=DistillConfig.steps, help="FOSTER / bptt optimisation steps")
+    parser.add_argument("--subset-size", type=int, default=DistillConfig.subset_size, help="N sampled items per step; 0 = all")
+    parser.add_argument("--reset-every", type=int, default=DistillConfig.reset_every, help="R; 0 = never")
+    parser.add_argument("--reg-weight", type=float, default=DistillConfig.reg_weight, help="mu of L_r; 0 = off")
+    parser.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
+
+
+def _context_from_args(args: argparse.Namespace):
+    from .experiment import build_context
+
+    dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
+    print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items")
+    bar = None
+
+    def encode_progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, desc="Encoding item texts", unit="text")
+        bar.update(done - bar.n)
+
+    context = build_context(dataset, ModelConfig(max_len=args.max_len), TrainConfig(seed=args.seed, device=args.device),
+                            EncoderConfig(model_path=args.encoder), args.cache_dir, encode_progress)
+    if bar:
+        bar.close()
+    print("Expert (full training split): loading or training...", flush=True)
+    context.expert()
+    return context
+
+
+def _distill_config(args: argparse.Namespace) -> DistillConfig:
+    return DistillConfig(seed=args.seed, device=args.device, steps=args.steps, subset_size=args.subset_size,
+                         reset_every=args.reset_every, reg_weight=args.reg_weight)
+
+
+def _student_config(args: argparse.Namespace) -> StudentConfig:
+    return StudentConfig(seeds=tuple(range(args.seeds)), device=args.device)
+
+
+def _command_distill(args: argparse.Namespace) -> int:
+    context = _context_from_args(args)
+    bar = tqdm(total=args.steps if args.method in ("foster", "bptt") else 0, desc=f"Distilling ({args.method})", unit="step")
+
+    def on_record(record: dict) -> None:
+        bar.update(record["step"] - bar.n)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss")})
+
+    outcome = run_method(context, args.method, args.budget, _distill_config(args), _student_config(args),
+                         RunStore(args.runs_dir), on_record=on_record)
+    bar.close()
+    print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
+    if outcome.results:
+        test = outcome.results["test"]
+        print(f"test NDCG@10 {test['ndcg@10']['mean']:.4f} ± {test['ndcg@10']['std']:.4f}, "
+              f"Recall@10 {test['recall@10']['mean']:.4f} ± {test['recall@10']['std']:.4f} "
+              f"({len(outcome.results['per_seed_test'])} students); distilled in {outcome.distill_seconds:.1f}s")
+    return 0
+
+
+def _command_bench(args: argparse.Namespace) -> int:
+    from .experiment import run_bench
+
+    context = _context_from_args(args)
+    report = run_bench(context, args.methods, args.budgets, _distill_config(args), _student_config(args),
+                       RunStore(args.runs_dir), progress=lambda label: print(f"- {label}", flush=True))
+    print(format_bench_table(report))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f"Results written to {args.out}")
+    return 0
+
+
+def format_bench_table(report: dict) -> str:
+    lines = [f"{report['dataset']} — test metrics, mean ± std over {report['seeds']} students; full ranking",
+             "| method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | ratio Recall@10 | coverage | top-10% share | distill s | peak MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in report["rows"]:
+        cov = "" if row["coverage"] is None else f"{row['coverage']:.3f}"
+        lines.append(
+            f"| {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
+            f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f} | {row['recall@10']['mean']:.4f} ± {row['recall@10']['std']:.4f} | "
+            f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "
+            f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} |")
+    return "\n".join(lines)
 
 
 def _command_train(args: argparse.Namespace) -> int:
@@ -58,11 +160,15 @@ def _command_train(args: argparse.Namespace) -> int:
     bars: dict[str, tqdm] = {}
 
     def encode_progress(done: int, total: int) -> None:
-        bar = bars.setdefault("encode", tqdm(total=total, desc="Encoding item texts", unit="text"))
+        if "encode" not in bars:
+            bars["encode"] = tqdm(total=total, desc="Encoding item texts", unit="text")
+        bar = bars["encode"]
         bar.update(done - bar.n)
 
     def on_epoch(record: dict) -> None:
-        bar = bars.setdefault("train", tqdm(desc="Training", unit="epoch"))
+        if "train" not in bars:
+            bars["train"] = tqdm(total=args.epochs, desc="Training (early stopping)", unit="epoch")
+        bar = bars["train"]
         valid = record.get("valid", {})
         bar.set_postfix(loss=f"{record['loss']:.3f}", valid_ndcg10=f"{valid.get('ndcg@10', float('nan')):.4f}")
         bar.update(1)
@@ -108,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _command_train(args)
-    except DataError as exc:
+        if args.command == "distill":
+            return _command_distill(args)
+        if args.command == "bench":
+            return _command_bench(args)
+    except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1

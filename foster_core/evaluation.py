@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data import Split, pad_left
+from .data import PAD_ID, Split, pad_left
 
 KS = (10, 20)
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # padded item ids (B, L) -> scores (B, M)
@@ -62,13 +62,17 @@ def evaluate_scorer(
     ks: tuple[int, ...] = KS,
 ) -> dict[str, float]:
     ranks = []
+    # Batching users of similar length keeps padding, and so the forward passes, small.
+    order = np.argsort([len(s) for s in inputs], kind="stable")
+    inputs, targets = [inputs[i] for i in order], targets[order]
     for start in range(0, len(inputs), batch_size):
         chunk = inputs[start : start + batch_size]
-        seqs = torch.from_numpy(pad_left(chunk, max_len)).to(device)
-        history = torch.zeros(len(chunk), num_items, dtype=torch.bool, device=device)
-        for row, seq in enumerate(chunk):
-            # The full history is masked, also the part older than the model's input window.
-            history[row, torch.from_numpy(seq).to(device)] = True
+        seqs = torch.from_numpy(pad_left(chunk, min(max_len, max(1, max(len(s) for s in chunk))))).to(device)
+        # The full history is masked, also any part older than the model's input window.
+        full = torch.from_numpy(pad_left(chunk, max(1, max(len(s) for s in chunk)))).to(device)
+        history = torch.zeros(len(chunk), num_items + 1, dtype=torch.bool, device=device)
+        history.scatter_(1, torch.where(full == PAD_ID, num_items, full), True)  # padding lands in a spare column
+        history = history[:, :num_items]
         with torch.no_grad():
             scores = scorer(seqs)
         batch_targets = torch.from_numpy(targets[start : start + batch_size]).to(device)

@@ -83,3 +83,58 @@ def train_full_data(
         "history": result.history,
         "checkpoints": [str(p) for p in result.checkpoints],
     }
+
+
+def build_context(
+    dataset: Dataset,
+    model_cfg: ModelConfig | None = None,
+    expert_cfg: TrainConfig | None = None,
+    encoder_cfg: EncoderConfig | None = None,
+    cache_dir: str | Path | None = None,
+    encode_progress: ProgressCallback | None = None,
+):
+    """Everything a distiller needs: split, text embeddings, and (lazily, cached) the expert."""
+    from .distill import DistillContext
+
+    expert_cfg = expert_cfg or TrainConfig()
+    text_embeddings = encode_items(dataset, encoder_cfg, expert_cfg.device, cache_dir, encode_progress)
+    return DistillContext(dataset, text_embeddings, model_cfg or ModelConfig(), expert_cfg,
+                          Path(cache_dir) if cache_dir else None)
+
+
+def run_bench(context, methods: list[str], budgets: list[int], config=None, student=None, store=None,
+              progress=None) -> dict:
+    """Every method at every budget, evaluated by the same students, next to the full-data row."""
+    from .benchmark import StudentConfig, evaluate_full, run_method
+
+    student = student or StudentConfig()
+    say = progress or (lambda label: None)
+    say("full training split")
+    full = evaluate_full(context, student)
+    rows = [_bench_row("full", None, full, full, context.expert_seconds, 0.0, None)]
+    for method in [m for m in methods if m != "full"]:
+        for budget in budgets:
+            say(f"{method} n={budget}")
+            outcome = run_method(context, method, budget, config, student, store)
+            rows.append(_bench_row(method, budget, outcome.results, full, outcome.distill_seconds, outcome.peak_mb,
+                                   outcome.run.id if outcome.run else None))
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": context.dataset.name, "stats": context.dataset.stats(), "seeds": len(student.seeds),
+        "machine": machine_description(resolve_device(student.device)), "torch": torch.__version__,
+        "config": {"distill": asdict(config) if config else None, "student": asdict(student),
+                   "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg)},
+        "rows": rows,
+    }
+
+
+def _bench_row(method, budget, results, full, distill_seconds, peak_mb, run_id) -> dict:
+    test = results["test"]
+    return {
+        "method": method, "budget": budget, **{k: test[k] for k in test},
+        "ratio_ndcg@10": test["ndcg@10"]["mean"] / max(full["test"]["ndcg@10"]["mean"], 1e-12),
+        "ratio_recall@10": test["recall@10"]["mean"] / max(full["test"]["recall@10"]["mean"], 1e-12),
+        "coverage": results["coverage"], "popular_share": results["popular_share"],
+        "distill_seconds": distill_seconds, "peak_mb": peak_mb, "student_seconds": results["student_seconds"],
+        "run_id": run_id,
+    }

@@ -120,14 +120,14 @@ class TextSASRec(nn.Module):
         seqs = seqs[:, -self.cfg.max_len :]
         timeline = seqs != PAD_ID
         tokens = self.item_embeddings()[seqs.clamp(min=0)]
-        return self._transform(tokens, timeline)
+        return self.forward_tokens(tokens, timeline)
 
     def forward_soft(self, probs: torch.Tensor, item_table: torch.Tensor, timeline: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, L, d) for soft inputs: probs (B, L, K) over the rows of item_table (K, d)."""
         probs = probs[:, -self.cfg.max_len :]
         if timeline is None:
             timeline = torch.ones(probs.shape[:2], dtype=torch.bool, device=probs.device)
-        return self._transform(probs @ item_table, timeline[:, -self.cfg.max_len :])
+        return self.forward_tokens(probs @ item_table, timeline[:, -self.cfg.max_len :])
 
     def score(self, hidden: torch.Tensor, items: torch.Tensor | None = None, item_table: torch.Tensor | None = None) -> torch.Tensor:
         """h . e_v for all items, for the ids in `items`, or for a precomputed item_table."""
@@ -135,7 +135,8 @@ class TextSASRec(nn.Module):
             item_table = self.item_embeddings(items)
         return hidden @ item_table.T
 
-    def _transform(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
+        """Hidden states for ready-made input embeddings (B, L, d); timeline (B, L) marks real positions."""
         L = tokens.shape[1]
         mask = timeline.unsqueeze(-1).to(tokens.dtype)
         positions = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=tokens.device)

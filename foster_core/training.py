@@ -36,6 +36,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 15  # epochs without a better validation NDCG@10 before stopping
+    eval_every: int = 1  # epochs between validation checks (many tiny epochs on synthetic data)
     seed: int = 0
     device: str = "auto"
 
@@ -93,23 +94,29 @@ def train_on_soft(
     model_cfg: ModelConfig | None = None,
     cfg: TrainConfig | None = None,
     callback: EpochCallback | None = None,
+    mask: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Train on synthetic sequences: inputs (n, L, M) and next-item label distributions (n, L, M)."""
+    """Train on synthetic sequences: inputs (n, L, M), next-item label distributions (n, L, M), and an
+    optional (n, L) mask of real positions (False = left padding)."""
     model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
     if soft_inputs.shape != soft_targets.shape or soft_inputs.shape[-1] != text_embeddings.shape[0]:
         raise ValueError(
             f"soft inputs {tuple(soft_inputs.shape)} and targets {tuple(soft_targets.shape)} must both be "
             f"(n, L, {text_embeddings.shape[0]})"
         )
+    if mask is None:
+        mask = torch.ones(soft_inputs.shape[:2], dtype=torch.bool)
 
     def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        probs, labels = batch
+        probs, labels, real = batch
         table = model.item_embeddings()
-        hidden = model.forward_soft(probs, table)
-        log_probs = F.log_softmax(model.score(hidden, item_table=table), dim=-1)
-        return -(labels[:, -hidden.shape[1] :] * log_probs).sum(-1).mean()
+        hidden = model.forward_soft(probs, table, real)
+        real = real[:, -hidden.shape[1] :]
+        log_probs = F.log_softmax(model.score(hidden[real], item_table=table), dim=-1)
+        return -(labels[:, -hidden.shape[1] :][real] * log_probs).sum(-1).mean()
 
-    return fit(text_embeddings, (soft_inputs.float(), soft_targets.float()), batch_loss, split, model_cfg, cfg, None, callback)
+    tensors = (soft_inputs.float(), soft_targets.float(), mask.bool())
+    return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback)
 
 
 def fit(
@@ -148,7 +155,7 @@ def fit(
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
         if checkpoint_dir is not None:
             checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors"))
-        if split is not None:
+        if split is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             valid = evaluate_model(model, split, "valid")
             record["valid"] = valid
             if valid[SELECTION_METRIC] > best_score:

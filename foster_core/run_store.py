@@ -1,0 +1,180 @@
+"""The run store: one folder per distillation or baseline run, readable at every moment.
+
+    runs/<run_id>/
+      config.json           what was asked for (method, budget, dataset, every config dataclass)
+      status.json           running | finished | failed | stopped, with a message and progress
+      history.jsonl         one JSON line per logged step, appended while the run works (live curves)
+      checkpoints/          periodic snapshots of the synthetic data (safetensors)
+      synthetic.safetensors the final synthetic data
+      results.json          evaluation of the synthetic data
+
+Every file except history.jsonl is replaced atomically (temporary file + rename). history.jsonl is only
+appended; a reader skips a torn last line, so a run killed mid-write still loads. A run whose status says
+"running" but whose process is gone reads as "interrupted".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .atomic import atomic_write_json
+
+RUNS_ENV = "FOSTER_RUNS_DIR"
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+STATUSES = ("running", "finished", "failed", "stopped", "interrupted")
+
+
+class RunNotFound(KeyError):
+    pass
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_ENV) or "runs")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Run:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    # --- writing (the process that owns the run)
+
+    def set_status(self, status: str, message: str = "", **extra: object) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        current = self._read_json("status.json", {})
+        current.update(extra)
+        current.update(status=status, message=message, updated=_now(), pid=os.getpid(), host=socket.gethostname())
+        atomic_write_json(self.path / "status.json", current)
+
+    def append_history(self, record: dict) -> None:
+        line = json.dumps(record, default=float) + "\n"
+        with open(self.path / "history.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+
+    def write_results(self, results: dict) -> None:
+        atomic_write_json(self.path / "results.json", results)
+
+    def request_stop(self) -> None:
+        """Ask the run to stop at its next step; works from another thread or another process."""
+        (self.path / "STOP").touch()
+
+    def stop_requested(self) -> bool:
+        return (self.path / "STOP").exists()
+
+    # --- reading (anyone)
+
+    @property
+    def config(self) -> dict:
+        return self._read_json("config.json", {})
+
+    @property
+    def status(self) -> dict:
+        status = self._read_json("status.json", {"status": "interrupted", "message": "no status was written"})
+        if status.get("status") == "running" and status.get("host") == socket.gethostname():
+            pid = status.get("pid")
+            if isinstance(pid, int) and not _process_alive(pid):
+                status = {**status, "status": "interrupted", "message": "the process running it ended without finishing"}
+        return status
+
+    @property
+    def history(self) -> list[dict]:
+        path = self.path / "history.jsonl"
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill; the rest is intact
+        return records
+
+    @property
+    def results(self) -> dict | None:
+        return self._read_json("results.json", None)
+
+    @property
+    def synthetic_path(self) -> Path:
+        return self.path / "synthetic.safetensors"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        checkpoints = sorted(self.checkpoint_dir.glob("step_*.safetensors"))
+        return checkpoints[-1] if checkpoints else None
+
+    def _read_json(self, name: str, default):
+        try:
+            return json.loads((self.path / name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return default
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else default_runs_dir()
+        self._lock = threading.Lock()
+
+    def create(self, method: str, config: dict) -> Run:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        safe_method = re.sub(r"[^A-Za-z0-9_-]", "", method)[:24] or "run"
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path = self.root / f"{stamp}-{safe_method}-{secrets.token_hex(3)}"
+            path.mkdir()
+        run = Run(path)
+        atomic_write_json(path / "config.json", {"method": method, "created": _now(), **config})
+        run.set_status("running", "started", started=time.time())
+        return run
+
+    def get(self, run_id: str) -> Run:
+        if not RUN_ID_PATTERN.match(run_id or ""):
+            raise RunNotFound(f"not a valid run id: {run_id!r}")
+        path = self.root / run_id
+        if not (path / "config.json").is_file():
+            raise RunNotFound(f"no run {run_id!r} in {self.root}")
+        return Run(path)
+
+    def list(self) -> list[Run]:
+        if not self.root.is_dir():
+            return []
+        runs = [Run(p) for p in self.root.iterdir() if p.is_dir() and RUN_ID_PATTERN.match(p.name)
+                and (p / "config.json").is_file()]
+        return sorted(runs, key=lambda r: r.id, reverse=True)
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.status.get("status") == "running":
+            raise ValueError(f"run {run_id} is still running; stop it first")
+        shutil.rmtree(run.path)

@@ -1,0 +1,81 @@
+"""Synthetic sequences: per position, a sparse distribution over items for the input and for the label.
+
+n sequences of L positions. Position (j, t) holds an input distribution over K_in candidate items and a
+next-item label distribution over K_lab candidates. Sparse supports keep memory and every step of work
+independent of the catalogue size M; `dense` expands them to (n, L, M) when a student trains on them.
+A real sequence is the special case K = 1 (one-hot inputs and labels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .atomic import atomic_write
+from .data import PAD_ID, pad_left
+
+
+@dataclass
+class SyntheticData:
+    input_items: torch.Tensor  # (n, L, K_in) int64
+    input_probs: torch.Tensor  # (n, L, K_in), rows sum to 1
+    label_items: torch.Tensor  # (n, L, K_lab) int64
+    label_probs: torch.Tensor  # (n, L, K_lab)
+    mask: torch.Tensor  # (n, L) bool; False = left padding of a shorter sequence
+
+    def __post_init__(self) -> None:
+        n, L = self.mask.shape
+        for name in ("input_items", "input_probs", "label_items", "label_probs"):
+            if tuple(getattr(self, name).shape[:2]) != (n, L):
+                raise ValueError(f"{name} has shape {tuple(getattr(self, name).shape)}, expected ({n}, {L}, K)")
+
+    @property
+    def num_sequences(self) -> int:
+        return self.mask.shape[0]
+
+    @classmethod
+    def from_sequences(cls, sequences: list[np.ndarray], max_len: int) -> "SyntheticData":
+        """Real training sequences as one-hot synthetic data: input t is item t, label t is item t+1."""
+        inputs = torch.from_numpy(pad_left([s[:-1] for s in sequences], max_len))
+        labels = torch.from_numpy(pad_left([s[1:] for s in sequences], max_len))
+        mask = inputs != PAD_ID
+        ones = mask.float().unsqueeze(-1)
+        return cls(inputs.clamp(min=0).unsqueeze(-1), ones, labels.clamp(min=0).unsqueeze(-1), ones.clone(), mask)
+
+    def dense(self, num_items: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs (n, L, M), labels (n, L, M), mask (n, L)) for training a student."""
+        n, L = self.mask.shape
+        inputs = torch.zeros(n, L, num_items).scatter_add_(2, self.input_items, self.input_probs.float())
+        labels = torch.zeros(n, L, num_items).scatter_add_(2, self.label_items, self.label_probs.float())
+        return inputs, labels, self.mask
+
+    def top_items(self, which: str = "input", k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+        """(items, probs), each (n, L, k'), the k most probable items per position, most probable first."""
+        items, probs = (self.input_items, self.input_probs) if which == "input" else (self.label_items, self.label_probs)
+        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+        return items.gather(-1, top.indices), top.values
+
+    def coverage(self, num_items: int, threshold: float = 0.01) -> float:
+        """Share of the catalogue with at least `threshold` probability at some real input or label position."""
+        seen = torch.zeros(num_items, dtype=torch.bool)
+        for items, probs in ((self.input_items, self.input_probs), (self.label_items, self.label_probs)):
+            keep = (probs >= threshold) & self.mask.unsqueeze(-1)
+            seen[items[keep]] = True
+        return float(seen.float().mean())
+
+    def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+        tensors = {
+            "input_items": self.input_items, "input_probs": self.input_probs.float(),
+            "label_items": self.label_items, "label_probs": self.label_probs.float(), "mask": self.mask,
+        }
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SyntheticData":
+        t = load_file(str(path))
+        return cls(t["input_items"], t["input_probs"], t["label_items"], t["label_probs"], t["mask"].bool())

@@ -1,0 +1,116 @@
+"""Distillers on tiny data: one interface, budgets respected, only training items, FOSTER moves S."""
+
+import numpy as np
+import pytest
+import torch
+
+from foster_core.benchmark import StudentConfig, evaluate_synthetic, run_method
+from foster_core.distill import METHODS, DistillConfig, DistillContext, distill
+from foster_core.model import ModelConfig
+from foster_core.run_store import RunStore
+from foster_core.synthetic import SyntheticData
+from foster_core.training import TrainConfig
+
+from conftest import random_text_embeddings
+
+TINY_MODEL = ModelConfig(hidden=16, blocks=1, heads=1, dropout=0.0, max_len=10)
+QUICK = DistillConfig(steps=6, subset_size=8, input_support=3, label_support=5, reset_every=3,
+                      real_batch_size=8, log_every=2, checkpoint_every=3, unroll_steps=2, reg_items=16)
+
+
+@pytest.fixture
+def context(cyclic_dataset, tmp_path):
+    return DistillContext(cyclic_dataset, random_text_embeddings(cyclic_dataset.num_items), TINY_MODEL,
+                          TrainConfig(epochs=8, lr=1e-2, batch_size=8), cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_returns_budget_sequences_of_valid_distributions(context, method):
+    records = []
+    synthetic = distill(context, method, 4, QUICK, callback=records.append)
+    assert synthetic.num_sequences == 4
+    for probs in (synthetic.input_probs, synthetic.label_probs):
+        real = probs[synthetic.mask]
+        assert torch.all(real >= 0)
+        torch.testing.assert_close(real.sum(-1), torch.ones(real.shape[0]))
+    assert synthetic.input_items.max() < context.num_items and synthetic.label_items.max() < context.num_items
+    if method in ("foster", "bptt"):
+        assert [r["step"] for r in records if "loss_real" in r] == [2, 4, 6]
+
+
+def test_coresets_use_training_items_only(context):
+    held_out = torch.from_numpy(np.concatenate([context.split.valid_targets, context.split.test_targets]))
+    for method in ("random", "longest", "kcenter", "herding"):
+        synthetic = distill(context, method, 5, QUICK)
+        train_sets = [set(s.tolist()) for s in context.train]
+        # Each synthetic row is one real training sequence: its items all come from one user's training part.
+        for row in range(5):
+            items = set(synthetic.input_items[row][synthetic.mask[row]].flatten().tolist())
+            items |= set(synthetic.label_items[row][synthetic.mask[row]].flatten().tolist())
+            assert any(items <= s for s in train_sets), method
+    del held_out
+
+
+def test_kcenter_and_herding_are_deterministic(context):
+    a = distill(context, "kcenter", 6, QUICK)
+    b = distill(context, "kcenter", 6, QUICK)
+    assert torch.equal(a.input_items, b.input_items)
+    assert torch.equal(distill(context, "herding", 6, QUICK).input_items, distill(context, "herding", 6, QUICK).input_items)
+    assert not torch.equal(a.input_items, distill(context, "random", 6, QUICK).input_items)
+
+
+def test_teacher_labels_are_the_expert_predictions(context):
+    synthetic = distill(context, "teacher", 3, QUICK)
+    expert = context.expert()
+    hidden = expert(torch.where(synthetic.mask, synthetic.input_items[..., 0], -1))
+    best = expert.score(hidden).argmax(-1)
+    assert torch.equal(best[synthetic.mask], synthetic.label_items[..., 0][synthetic.mask])
+
+
+def test_foster_changes_the_synthetic_data(context):
+    init = distill(context, "teacher", 4, QUICK)
+    out = distill(context, "foster", 4, DistillConfig(**{**QUICK.__dict__, "steps": 20, "synthetic_lr": 0.2}))
+    assert not torch.allclose(out.input_probs[..., 0][out.mask], torch.ones(int(out.mask.sum())), atol=0.02) or \
+        not torch.allclose(out.label_probs, init.label_probs)
+
+
+def test_budget_beyond_the_data_is_a_clear_error(context):
+    with pytest.raises(ValueError, match="more than the"):
+        distill(context, "random", 10_000, QUICK)
+    with pytest.raises(ValueError, match="unknown method"):
+        distill(context, "magic", 2, QUICK)
+
+
+def test_run_method_records_history_checkpoints_and_results(context, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    outcome = run_method(context, "foster", 3, QUICK, StudentConfig(seeds=(0, 1), epochs=4, eval_every=2), store)
+    run = store.get(outcome.run.id)
+    assert run.status["status"] == "finished"
+    assert [r["step"] for r in run.history] == [2, 4, 6]
+    assert [p.name for p in sorted(run.checkpoint_dir.iterdir())] == ["step_000003.safetensors", "step_000006.safetensors"]
+    saved = SyntheticData.load(run.synthetic_path)
+    assert torch.equal(saved.input_items, outcome.synthetic.input_items)
+    results = run.results
+    assert set(results["test"]["ndcg@10"]) == {"mean", "std"} and len(results["per_seed_test"]) == 2
+    assert 0.0 <= results["coverage"] <= 1.0
+
+
+def test_stop_request_ends_a_run_as_stopped(context, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    seen = []
+
+    def stop_after_first(record):
+        seen.append(record)
+        store.list()[0].request_stop()
+
+    outcome = run_method(context, "foster", 3, DistillConfig(**{**QUICK.__dict__, "steps": 50}), store=store,
+                         on_record=stop_after_first)
+    assert outcome.run.status["status"] == "stopped"
+    assert len(seen) == 1 and outcome.run.synthetic_path.is_file()
+
+
+def test_evaluator_treats_real_sequences_as_one_hot_data(context):
+    synthetic = distill(context, "random", 6, QUICK)
+    result = evaluate_synthetic(context, synthetic, StudentConfig(seeds=(0,), epochs=3, eval_every=1))
+    assert result["test"]["ndcg@10"]["std"] == 0.0
+    assert 0.0 <= result["test"]["ndcg@10"]["mean"] <= 1.0
