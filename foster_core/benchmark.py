@@ -13,13 +13,12 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write_json
-from .distill import METHODS, DistillConfig, DistillContext, distill
+from .distill import DistillConfig, DistillContext, check_budget, distill
 from .evaluation import evaluate_model
 from .run_store import Run, RunStore
 from .synthetic import SyntheticData
@@ -166,6 +165,7 @@ def run_method(
     """Distil with one method, record everything in the run store (when given), evaluate with students."""
     config = config or DistillConfig()
     student = student or StudentConfig()
+    check_budget(context, budget)  # a user mistake, not a failed run: no run folder for it
     run = store.create(method, {
         "budget": budget, "dataset": context.dataset.name, "distill": asdict(config), "student": asdict(student),
         "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg),

@@ -162,7 +162,7 @@ def _usable(context: DistillContext) -> np.ndarray:
     return np.array([i for i, s in enumerate(context.train) if len(s) >= 2])
 
 
-def _check_budget(context: DistillContext, budget: int) -> None:
+def check_budget(context: DistillContext, budget: int) -> None:
     available = len(_usable(context))
     if budget < 1:
         raise ValueError(f"budget must be at least 1 sequence (got {budget}).")
@@ -344,7 +344,7 @@ def _cooccurrence_loss(syn: SparseSynthetic, text: torch.Tensor, config: Distill
 def distill_foster(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
                    should_stop: StopCheck | None = None) -> SyntheticData:
     """First-order penalty updates of S, theta and theta_hat (foster-method.md, "One distillation step")."""
-    _check_budget(context, budget)
+    check_budget(context, budget)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     init = _init_foster(context, budget, config)
@@ -433,7 +433,7 @@ def distill_bptt(context: DistillContext, budget: int, config: DistillConfig, ca
                  should_stop: StopCheck | None = None) -> SyntheticData:
     """TD3/Farzi-style: unroll `unroll_steps` SGD steps on S from a trajectory checkpoint, back-propagate the
     real loss of the unrolled model into S. Memory grows with the unroll; kept to measure that."""
-    _check_budget(context, budget)
+    check_budget(context, budget)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     init = _init_foster(context, budget, config)
@@ -505,5 +505,5 @@ def distill(context: DistillContext, method: str, budget: int, config: DistillCo
             callback: StepCallback | None = None, should_stop: StopCheck | None = None) -> SyntheticData:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    _check_budget(context, budget)
+    check_budget(context, budget)
     return METHODS[method](context, budget, config or DistillConfig(), callback, should_stop)

@@ -34,3 +34,33 @@ def test_bad_dataset_is_a_message_and_exit_code_2_not_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "error: interactions.csv: missing column(s) 'user_id', 'item_id', 'timestamp'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
+    inter, items = cyclic_tables(n_users=16, n_items=8, length=6)
+    inter.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    common = ["--dataset", str(tmp_path), "--max-len", "8", "--device", "cpu", "--seeds", "1",
+              "--runs-dir", str(tmp_path / "runs")]
+    assert main(["distill", "--method", "foster", "--budget", "3", "--steps", "4", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "test NDCG@10" in printed and "(1 students)" in printed
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--methods", "random", "teacher", "--budgets", "2", "4", "--out", str(out), *common]) == 0
+    report = json.loads(out.read_text())
+    assert [(r["method"], r["budget"]) for r in report["rows"]] == [
+        ("full", None), ("random", 2), ("random", 4), ("teacher", 2), ("teacher", 4)]
+    assert report["rows"][0]["ratio_ndcg@10"] == 1.0
+    table = capsys.readouterr().out
+    assert "| teacher | 4 |" in table and "| full | all |" in table
+
+
+def test_budget_larger_than_the_data_is_a_message(tmp_path, capsys):
+    inter, items = cyclic_tables(n_users=6, n_items=8, length=6)
+    inter.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    code = main(["distill", "--dataset", str(tmp_path), "--budget", "50", "--method", "random", "--device", "cpu",
+                 "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2
+    assert "budget 50 is more than the 6 usable training sequences" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

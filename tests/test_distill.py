@@ -1,6 +1,5 @@
 """Distillers on tiny data: one interface, budgets respected, only training items, FOSTER moves S."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -39,7 +38,6 @@ def test_every_method_returns_budget_sequences_of_valid_distributions(context, m
 
 
 def test_coresets_use_training_items_only(context):
-    held_out = torch.from_numpy(np.concatenate([context.split.valid_targets, context.split.test_targets]))
     for method in ("random", "longest", "kcenter", "herding"):
         synthetic = distill(context, method, 5, QUICK)
         train_sets = [set(s.tolist()) for s in context.train]
@@ -48,7 +46,6 @@ def test_coresets_use_training_items_only(context):
             items = set(synthetic.input_items[row][synthetic.mask[row]].flatten().tolist())
             items |= set(synthetic.label_items[row][synthetic.mask[row]].flatten().tolist())
             assert any(items <= s for s in train_sets), method
-    del held_out
 
 
 def test_kcenter_and_herding_are_deterministic(context):
