@@ -18,6 +18,32 @@ from .text_encoder import EncoderConfig
 from .training import TrainConfig
 
 
+class _LazyBar:
+    """A tqdm bar that appears on the first update, when the total is known."""
+
+    def __init__(self, desc: str, unit: str):
+        self.desc, self.unit, self.bar = desc, unit, None
+
+    def set(self, done: int, total: int | None = None, **postfix: str) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit)
+        if postfix:
+            self.bar.set_postfix(postfix)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _finish(table: str, report: dict, out: Path | None) -> int:
+    print(table)
+    if out:
+        atomic_write_json(out, report)
+        print(f"Results written to {out}")
+    return 0
+
+
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="movielens",
                         help="'movielens' (bundled), a folder (interactions.csv + items.csv, or x.inter + x.item), "
@@ -75,17 +101,10 @@ def _context_from_args(args: argparse.Namespace):
 
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
     print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items")
-    bar = None
-
-    def encode_progress(done: int, total: int) -> None:
-        nonlocal bar
-        bar = bar or tqdm(total=total, desc="Encoding item texts", unit="text")
-        bar.update(done - bar.n)
-
+    encoding = _LazyBar("Encoding item texts", "text")
     context = build_context(dataset, ModelConfig(max_len=args.max_len), TrainConfig(seed=args.seed, device=args.device),
-                            EncoderConfig(model_path=args.encoder), args.cache_dir, encode_progress)
-    if bar:
-        bar.close()
+                            EncoderConfig(model_path=args.encoder), args.cache_dir, encoding.set)
+    encoding.close()
     print("Expert (full training split): loading or training...", flush=True)
     context.expert()
     return context
@@ -102,11 +121,10 @@ def _student_config(args: argparse.Namespace) -> StudentConfig:
 
 def _command_distill(args: argparse.Namespace) -> int:
     context = _context_from_args(args)
-    bar = tqdm(total=args.steps if args.method in ("foster", "bptt") else 0, desc=f"Distilling ({args.method})", unit="step")
+    bar = _LazyBar(f"Distilling ({args.method})", "step")
 
     def on_record(record: dict) -> None:
-        bar.update(record["step"] - bar.n)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss")})
+        bar.set(record["step"], record["of"], **{k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss")})
 
     outcome = run_method(context, args.method, args.budget, _distill_config(args), _student_config(args),
                          RunStore(args.runs_dir), on_record=on_record)
@@ -126,11 +144,7 @@ def _command_bench(args: argparse.Namespace) -> int:
     context = _context_from_args(args)
     report = run_bench(context, args.methods, args.budgets, _distill_config(args), _student_config(args),
                        RunStore(args.runs_dir), progress=lambda label: print(f"- {label}", flush=True))
-    print(format_bench_table(report))
-    if args.out:
-        atomic_write_json(args.out, report)
-        print(f"Results written to {args.out}")
-    return 0
+    return _finish(format_bench_table(report), report, args.out)
 
 
 def format_bench_table(report: dict) -> str:
@@ -156,21 +170,12 @@ def _command_train(args: argparse.Namespace) -> int:
     for note in dataset.notes:
         print(f"  note: {note}")
 
-    bars: dict[str, tqdm] = {}
-
-    def encode_progress(done: int, total: int) -> None:
-        if "encode" not in bars:
-            bars["encode"] = tqdm(total=total, desc="Encoding item texts", unit="text")
-        bar = bars["encode"]
-        bar.update(done - bar.n)
+    encoding, training = _LazyBar("Encoding item texts", "text"), _LazyBar("Training (early stopping)", "epoch")
 
     def on_epoch(record: dict) -> None:
-        if "train" not in bars:
-            bars["train"] = tqdm(total=args.epochs, desc="Training (early stopping)", unit="epoch")
-        bar = bars["train"]
         valid = record.get("valid", {})
-        bar.set_postfix(loss=f"{record['loss']:.3f}", valid_ndcg10=f"{valid.get('ndcg@10', float('nan')):.4f}")
-        bar.update(1)
+        training.set(record["epoch"], args.epochs, loss=f"{record['loss']:.3f}",
+                     valid_ndcg10=f"{valid.get('ndcg@10', float('nan')):.4f}")
 
     report = train_full_data(
         dataset,
@@ -180,16 +185,11 @@ def _command_train(args: argparse.Namespace) -> int:
         EncoderConfig(model_path=args.encoder),
         cache_dir=args.cache_dir,
         checkpoint_dir=args.checkpoint_dir,
-        encode_progress=encode_progress,
+        encode_progress=encoding.set,
         on_epoch=on_epoch,
     )
-    for bar in bars.values():
-        bar.close()
-    print(format_summary(report))
-    if args.out:
-        atomic_write_json(args.out, report)
-        print(f"Report written to {args.out}")
-    return 0
+    encoding.close(), training.close()
+    return _finish(format_summary(report), report, args.out)
 
 
 def format_summary(report: dict) -> str:

@@ -44,6 +44,8 @@ class DistillConfig:
     device: str = "auto"
     # Label distributions keep this many items (the expert's top predictions).
     label_support: int = 64
+    # Which real sequences `teacher` and FOSTER start from: random, longest, kcenter or herding.
+    init_selection: str = "random"
     # FOSTER (symbols of ../shared/foster-method.md in brackets)
     steps: int = 600
     subset_size: int = 512  # [N] uniformly sampled items per step; 0 = the full catalogue
@@ -241,8 +243,12 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, support: in
 
 def distill_teacher(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
                     should_stop: StopCheck | None = None) -> SyntheticData:
-    """Label distillation: random real sequences, labels = the expert's soft predictions."""
-    return expert_labels(context, distill_random(context, budget, config), config.label_support)
+    """Label distillation: real sequences (random by default), labels = the expert's soft predictions."""
+    selections = {"random": distill_random, "longest": distill_longest, "kcenter": distill_kcenter,
+                  "herding": distill_herding}
+    if config.init_selection not in selections:
+        raise ValueError(f"init_selection must be one of {', '.join(selections)}, not {config.init_selection!r}")
+    return expert_labels(context, selections[config.init_selection](context, budget, config), config.label_support)
 
 
 # ----------------------------------------------------------------------------- FOSTER
