@@ -61,6 +61,9 @@ class DistillConfig:
     lambda_end: float = 10.0  # [lambda_max], reached linearly at the last step
     reset_every: int = 50  # [R] steps between trajectory resets; 0 = never
     reset_outer: bool = True  # reset theta along with theta_hat
+    # How S is updated: "penalty" = the spec's first-order value-function penalty; "alignment" = ours:
+    # align the inner model's synthetic-loss gradient with its real-loss gradient (per-layer cosine).
+    s_update: str = "penalty"
     reg_weight: float = 0.1  # [mu] weight of L_r; 0 = off
     reg_neighbours: int = 10  # text neighbours per item in L_r
     reg_items: int = 512  # items sampled per step for L_r
@@ -407,6 +410,9 @@ def distill_foster(context: DistillContext, budget: int, config: DistillConfig, 
         loss_real = _real_loss(theta, seqs, next_items, subset, table)
         g = torch.autograd.grad(loss_real + lam * loss_syn, theta_params + syn_params)
         g_theta, g_syn = g[: len(theta_params)], g[len(theta_params) :]
+        if config.s_update == "alignment":
+            g_syn, alignment = _alignment_gradient(theta_hat, syn, syn_params, seqs, next_items, subset)
+            g_hat_syn = [torch.zeros_like(p) for p in syn_params]
 
         loss_reg = _cooccurrence_loss(syn, text, config, generator) if config.reg_weight > 0 else torch.zeros((), device=device)
         g_reg = (torch.autograd.grad(config.reg_weight * loss_reg, syn_params, allow_unused=True)
@@ -425,11 +431,32 @@ def distill_foster(context: DistillContext, budget: int, config: DistillConfig, 
                 "step": step, "of": config.steps, "seconds": time.perf_counter() - started,
                 "loss_real": loss_real.item(), "loss_syn": loss_syn.item(), "loss_syn_inner": loss_hat.item(),
                 "gap": (loss_syn - loss_hat).item(), "loss_reg": loss_reg.item(), "lambda": lam,
+                **({"alignment": alignment} if config.s_update == "alignment" else {}),
                 "subset": int(len(subset)),
             })
         if callback and config.checkpoint_every and step % config.checkpoint_every == 0:
             callback({"checkpoint": syn.to_data(), "step": step})
     return syn.to_data()
+
+
+def _alignment_gradient(net: TextSASRec, syn: SparseSynthetic, syn_params: list[torch.Tensor], seqs: torch.Tensor,
+                        next_items: torch.Tensor, subset: torch.Tensor) -> tuple[list[torch.Tensor], float]:
+    """Gradient w.r.t. S of sum over layers of (1 - cos(grad L_syn, grad L_real)) at the inner model.
+
+    A step of the inner model on S then points where a step on real data would: the first-order Taylor
+    term of L_real(theta_hat - alpha * grad L_syn). Needs one double backward (plain attention kernel).
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    with sdpa_kernel(SDPBackend.MATH):
+        table = net.item_embeddings(subset)
+        real_grads = torch.autograd.grad(_real_loss(net, seqs, next_items, subset, table), params)
+        table = net.item_embeddings(subset)
+        syn_grads = torch.autograd.grad(_synthetic_loss(net, syn, subset, table), params, create_graph=True)
+        distance = sum(1 - F.cosine_similarity(gs.flatten(), gr.flatten(), dim=0)
+                       for gs, gr in zip(syn_grads, real_grads) if gr.abs().sum() > 0)
+        grads = torch.autograd.grad(distance, syn_params, allow_unused=True)
+    grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, syn_params)]
+    return grads, float(distance.detach())
 
 
 # ----------------------------------------------------------------------------- bi-level BPTT (for cost comparison)
@@ -472,7 +499,7 @@ def distill_bptt(context: DistillContext, budget: int, config: DistillConfig, ca
         opt_syn.step()
         if callback and (step % config.log_every == 0 or step == config.steps):
             callback({"step": step, "of": config.steps, "seconds": time.perf_counter() - started,
-                      "loss_real": outer.item(), "loss_syn": loss.item()})
+                      "loss_real": outer.item(), "loss_syn": loss.item(), "subset": int(len(subset))})
     return syn.to_data()
 
 

@@ -111,3 +111,12 @@ def test_evaluator_treats_real_sequences_as_one_hot_data(context):
     result = evaluate_synthetic(context, synthetic, StudentConfig(seeds=(0,), epochs=3, eval_every=1))
     assert result["test"]["ndcg@10"]["std"] == 0.0
     assert 0.0 <= result["test"]["ndcg@10"]["mean"] <= 1.0
+
+
+def test_foster_alignment_update_moves_inputs_and_logs_alignment(context):
+    records = []
+    config = DistillConfig(**{**QUICK.__dict__, "s_update": "alignment", "synthetic_lr": 0.2, "reg_weight": 0.0})
+    out = distill(context, "foster", 4, config, callback=records.append)
+    assert all("alignment" in r for r in records if "loss_real" in r)
+    start = distill(context, "teacher", 4, QUICK)
+    assert not torch.allclose(out.label_probs, start.label_probs)
