@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from .atomic import atomic_write_json
 from .distill import DistillConfig, DistillContext, check_budget, distill
 from .evaluation import evaluate_model
 from .run_store import Run, RunStore
+from .runtime import resolve_device
 from .synthetic import SyntheticData
 from .training import TrainConfig, train_on_sequences, train_on_soft
 
@@ -160,7 +162,7 @@ def run_method(
     student: StudentConfig | None = None,
     store: RunStore | None = None,
     evaluate: bool = True,
-    on_record: callable | None = None,
+    on_record: Callable[[dict], None] | None = None,
 ) -> RunOutcome:
     """Distil with one method, record everything in the run store (when given), evaluate with students."""
     config = config or DistillConfig()
@@ -185,7 +187,7 @@ def run_method(
 
     try:
         context.expert()  # the expert is shared by all runs; it is not part of a method's own cost
-        device = torch.device(config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(config.device)
         started = time.perf_counter()
         with PeakMemory(device) as memory:
             synthetic = distill(context, method, budget, config, callback, run.stop_requested if run else None)

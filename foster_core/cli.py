@@ -44,13 +44,20 @@ def _finish(table: str, report: dict, out: Path | None) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="movielens",
                         help="'movielens' (bundled), a folder (interactions.csv + items.csv, or x.inter + x.item), "
                              "or an interactions file together with --items")
     parser.add_argument("--items", help="items file (item_id,text) when --dataset is an interactions file")
-    parser.add_argument("--min-interactions", type=int, default=DataConfig.min_interactions)
-    parser.add_argument("--max-len", type=int, default=DataConfig.max_seq_len)
+    parser.add_argument("--min-interactions", type=_positive_int, default=DataConfig.min_interactions)
+    parser.add_argument("--max-len", type=_positive_int, default=DataConfig.max_seq_len)
     parser.add_argument("--encoder", help="a local Hugging Face encoder folder (default: the bundled MiniLM-L6)")
     parser.add_argument("--cache-dir", help="where text embeddings are cached (default: $FOSTER_CACHE_DIR or ~/.cache/foster_studio)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -64,39 +71,46 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train text-SASRec on the full training split and evaluate it")
     _add_dataset_arguments(train)
     train.add_argument("--out", type=Path, help="write the JSON report here")
-    train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    train.add_argument("--patience", type=int, default=TrainConfig.patience)
+    train.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs)
+    train.add_argument("--patience", type=_positive_int, default=TrainConfig.patience)
     train.add_argument("--lr", type=float, default=TrainConfig.lr)
-    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    train.add_argument("--hidden", type=int, default=ModelConfig.hidden)
-    train.add_argument("--blocks", type=int, default=ModelConfig.blocks)
+    train.add_argument("--batch-size", type=_positive_int, default=TrainConfig.batch_size)
+    train.add_argument("--hidden", type=_positive_int, default=ModelConfig.hidden)
+    train.add_argument("--blocks", type=_positive_int, default=ModelConfig.blocks)
     train.add_argument("--checkpoint-dir", type=Path, help="save a checkpoint per epoch here (an expert trajectory)")
     distill = commands.add_parser("distill", help="distil a dataset into `budget` synthetic sequences with one method")
     _add_dataset_arguments(distill)
     distill.add_argument("--method", default="foster", choices=sorted(METHODS))
-    distill.add_argument("--budget", type=int, default=20, help="number of synthetic sequences")
+    distill.add_argument("--budget", type=_positive_int, default=20, help="number of synthetic sequences")
     _add_distill_arguments(distill)
 
     bench = commands.add_parser("bench", help="methods x budgets x seeds, with the full-data row; prints a table")
     _add_dataset_arguments(bench)
     bench.add_argument("--methods", nargs="+", default=["random", "longest", "kcenter", "herding", "teacher", "foster"],
                        choices=["full", *sorted(METHODS)])
-    bench.add_argument("--budgets", nargs="+", type=int, default=[10, 20, 50])
+    bench.add_argument("--budgets", nargs="+", type=_positive_int, default=[10, 20, 50])
     bench.add_argument("--out", type=Path, help="write the JSON results here")
     _add_distill_arguments(bench)
     return parser
 
 
 def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=int, default=3, help="students trained per evaluation (mean and std)")
-    parser.add_argument("--steps", type=int, default=DistillConfig.steps, help="FOSTER / bptt optimisation steps")
+    parser.add_argument("--seeds", type=_positive_int, default=3, help="students trained per evaluation (mean and std)")
+    parser.add_argument("--steps", type=_positive_int, default=DistillConfig.steps, help="FOSTER / bptt optimisation steps")
     parser.add_argument("--subset-size", type=int, default=DistillConfig.subset_size, help="N sampled items per step; 0 = all")
     parser.add_argument("--reset-every", type=int, default=DistillConfig.reset_every, help="R; 0 = never")
     parser.add_argument("--reg-weight", type=float, default=DistillConfig.reg_weight, help="mu of L_r; 0 = off")
+    parser.add_argument("--label-support", type=_positive_int, default=DistillConfig.label_support,
+                        help="items kept in each label distribution (expert's top predictions)")
+    parser.add_argument("--init-selection", default=DistillConfig.init_selection,
+                        choices=["random", "longest", "kcenter", "herding"], help="real sequences teacher/FOSTER start from")
+    parser.add_argument("--s-update", default=DistillConfig.s_update, choices=["penalty", "alignment"],
+                        help="FOSTER's update of the synthetic data")
     parser.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
 
 
-def _context_from_args(args: argparse.Namespace):
+def _context_from_args(args: argparse.Namespace, budgets: list[int]):
+    from .distill import check_budget
     from .experiment import build_context
 
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
@@ -105,6 +119,8 @@ def _context_from_args(args: argparse.Namespace):
     context = build_context(dataset, ModelConfig(max_len=args.max_len), TrainConfig(seed=args.seed, device=args.device),
                             EncoderConfig(model_path=args.encoder), args.cache_dir, encoding.set)
     encoding.close()
+    for budget in budgets:  # before minutes of expert training, not after
+        check_budget(context, budget)
     print("Expert (full training split): loading or training...", flush=True)
     context.expert()
     return context
@@ -112,7 +128,8 @@ def _context_from_args(args: argparse.Namespace):
 
 def _distill_config(args: argparse.Namespace) -> DistillConfig:
     return DistillConfig(seed=args.seed, device=args.device, steps=args.steps, subset_size=args.subset_size,
-                         reset_every=args.reset_every, reg_weight=args.reg_weight)
+                         reset_every=args.reset_every, reg_weight=args.reg_weight, label_support=args.label_support,
+                         init_selection=args.init_selection, s_update=args.s_update)
 
 
 def _student_config(args: argparse.Namespace) -> StudentConfig:
@@ -120,7 +137,7 @@ def _student_config(args: argparse.Namespace) -> StudentConfig:
 
 
 def _command_distill(args: argparse.Namespace) -> int:
-    context = _context_from_args(args)
+    context = _context_from_args(args, [args.budget])
     bar = _LazyBar(f"Distilling ({args.method})", "step")
 
     def on_record(record: dict) -> None:
@@ -141,7 +158,7 @@ def _command_distill(args: argparse.Namespace) -> int:
 def _command_bench(args: argparse.Namespace) -> int:
     from .experiment import run_bench
 
-    context = _context_from_args(args)
+    context = _context_from_args(args, args.budgets)
     report = run_bench(context, args.methods, args.budgets, _distill_config(args), _student_config(args),
                        RunStore(args.runs_dir), progress=lambda label: print(f"- {label}", flush=True))
     return _finish(format_bench_table(report), report, args.out)
@@ -188,7 +205,8 @@ def _command_train(args: argparse.Namespace) -> int:
         encode_progress=encoding.set,
         on_epoch=on_epoch,
     )
-    encoding.close(), training.close()
+    encoding.close()
+    training.close()
     return _finish(format_summary(report), report, args.out)
 
 
@@ -219,5 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             return _command_bench(args)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unreadable encoder folder, an unwritable cache or runs folder
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     return 1

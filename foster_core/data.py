@@ -144,10 +144,10 @@ def build_dataset(
     for col, label in (("user", "user_id"), ("item", "item_id")):
         blank = inter[col] == ""
         if blank.any():
-            first = int(np.flatnonzero(blank.to_numpy())[0]) + 2  # +1 header, +1 one-based
+            first = int(np.flatnonzero(blank.to_numpy())[0]) + 1
             raise DataError(
                 f"{interactions_source}: column '{label}' is empty in {int(blank.sum())} row(s) "
-                f"(first at line {first})."
+                f"(first at data row {first})."
             )
 
     has_text = inter["item"].isin(texts.index)
@@ -234,12 +234,17 @@ def _as_id(values: pd.Series) -> pd.Series:
 
 
 def _as_timestamp(values: pd.Series, source: str) -> pd.Series:
+    if values.isna().any():
+        raise DataError(f"{source}: column 'timestamp' is empty in {int(values.isna().sum())} row(s).")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.Series(values.dt.tz_localize(None) if values.dt.tz is not None else values).astype("datetime64[us]").astype("int64") / 1e6
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
         return numeric.astype(float)
     try:
         parsed = pd.to_datetime(values, errors="raise", utc=True, format="mixed")
-        return pd.Series(parsed.astype("int64").to_numpy() / 1e9, index=values.index)
+        # Only the order matters downstream; seconds keep the numbers readable.
+        return pd.Series(parsed.astype("datetime64[us, UTC]").astype("int64").to_numpy() / 1e6, index=values.index)
     except (ValueError, TypeError, OverflowError):
         bad = values[numeric.isna()]
         raise DataError(
@@ -251,7 +256,7 @@ def _as_timestamp(values: pd.Series, source: str) -> pd.Series:
 def _clean_item_texts(items: pd.DataFrame, source: str) -> pd.Series:
     ids = _as_id(items["item_id"])
     texts = items["text"].astype("string").fillna("").str.strip()
-    empty = (texts == "") | (ids == "")
+    empty = texts == ""
     if (ids == "").any():
         raise DataError(f"{source}: column 'item_id' is empty in {int((ids == '').sum())} row(s).")
     if empty.any():
@@ -289,8 +294,6 @@ def read_table(path: str | Path, role: str) -> pd.DataFrame:
 
 
 def parse_text_table(raw: bytes, source: str, sep: str = ",") -> pd.DataFrame:
-    if not raw.strip():
-        raise DataError(f"{source}: the file is empty.")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -298,8 +301,12 @@ def parse_text_table(raw: bytes, source: str, sep: str = ",") -> pd.DataFrame:
             f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}). "
             "Save the file with UTF-8 encoding."
         ) from None
+    if not text.strip():
+        raise DataError(f"{source}: the file is empty.")
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, quoting=0)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the file is empty.") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{source}: could not parse the table ({exc}).") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -352,7 +359,7 @@ def load_recbole(inter_path: str | Path, item_path: str | Path, config: DataConf
                 f"{source}: missing RecBole field(s) {', '.join(m + ':token' for m in missing)}; "
                 f"found: {', '.join(f'{c}:{t}' for c, (t, _) in frame.items())}."
             )
-    timestamps = inter["timestamp"][1] if "timestamp" in inter else pd.Series(np.arange(len(inter[("user_id")][1])))
+    timestamps = inter["timestamp"][1] if "timestamp" in inter else pd.Series(np.arange(len(inter["user_id"][1])))
     text_fields = [c for c, (t, _) in items.items() if c != "item_id" and t in ("token", "token_seq")]
     if not text_fields:
         raise DataError(f"{item_path.name}: no text field (token or token_seq) besides item_id to use as item text.")
@@ -408,7 +415,7 @@ def load_dataset(spec: str | Path, config: DataConfig | None = None, items: str 
         if len(inter_files) == 1 and inter_files[0].with_suffix(".item").is_file():
             return load_recbole(inter_files[0], inter_files[0].with_suffix(".item"), config, name=path.name)
         raise DataError(
-            f"{path}: expected interactions.csv (or .parquet) with items.csv, "
+            f"{path}: expected interactions.csv (or .tsv/.parquet) with items.csv (or .tsv/.parquet), "
             "or one RecBole pair x.inter with x.item."
         )
     if path.suffix == ".inter":

@@ -74,6 +74,14 @@ class DistillConfig:
     unroll_steps: int = 5  # [K] inner steps back-propagated through
     unroll_lr: float = 0.01  # plain SGD inside the unroll
 
+    def __post_init__(self) -> None:
+        if self.s_update not in ("penalty", "alignment"):
+            raise ValueError(f"s_update must be 'penalty' or 'alignment', not {self.s_update!r}")
+        if self.init_selection not in ("random", "longest", "kcenter", "herding"):
+            raise ValueError(f"init_selection must be random, longest, kcenter or herding, not {self.init_selection!r}")
+        if self.steps < 1 or self.label_support < 1 or self.input_support < 1:
+            raise ValueError("steps, label_support and input_support must be at least 1")
+
 
 # ----------------------------------------------------------------------------- context and expert
 
@@ -109,6 +117,8 @@ class DistillContext:
         digest.update(np.ascontiguousarray(self.text_embeddings.numpy()).tobytes())
         for seq in self.train:
             digest.update(seq.tobytes() + b"|")
+        # The expert early-stops on validation and cached full-data results hold test metrics.
+        digest.update(self.split.valid_targets.tobytes() + self.split.test_targets.tobytes())
         return digest.hexdigest()[:24]
 
     def expert(self) -> TextSASRec:
@@ -195,19 +205,24 @@ def distill_longest(context: DistillContext, budget: int, config: DistillConfig,
     return _from_indices(context, usable[np.argsort(-lengths, kind="stable")[:budget]])
 
 
-def distill_kcenter(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
-                    should_stop: StopCheck | None = None) -> SyntheticData:
-    """Greedy K-Center on the expert's sequence embeddings: each pick is the sequence farthest from the picks."""
-    usable = _usable(context)
-    emb = context.sequence_embeddings(usable)
-    rng = np.random.default_rng(config.seed)
-    chosen = [int(rng.integers(len(usable)))]
-    distance = torch.cdist(emb, emb[chosen]).squeeze(1)
+def kcenter_indices(embeddings: torch.Tensor, budget: int, seed: int = 0) -> list[int]:
+    """Greedy K-Center: each pick is the row farthest from all picks so far; never the same row twice."""
+    rng = np.random.default_rng(seed)
+    chosen = [int(rng.integers(len(embeddings)))]
+    distance = torch.cdist(embeddings, embeddings[chosen]).squeeze(1)
     while len(chosen) < budget:
+        distance[chosen] = -1.0  # duplicates of a pick are at distance 0 and must not be picked again
         nxt = int(distance.argmax())
         chosen.append(nxt)
-        distance = torch.minimum(distance, torch.cdist(emb, emb[nxt : nxt + 1]).squeeze(1))
-    return _from_indices(context, usable[chosen])
+        distance = torch.minimum(distance, torch.cdist(embeddings, embeddings[nxt : nxt + 1]).squeeze(1))
+    return chosen
+
+
+def distill_kcenter(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
+                    should_stop: StopCheck | None = None) -> SyntheticData:
+    """Greedy K-Center on the expert's sequence embeddings."""
+    usable = _usable(context)
+    return _from_indices(context, usable[kcenter_indices(context.sequence_embeddings(usable), budget, config.seed)])
 
 
 def distill_herding(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
@@ -249,8 +264,6 @@ def distill_teacher(context: DistillContext, budget: int, config: DistillConfig,
     """Label distillation: real sequences (random by default), labels = the expert's soft predictions."""
     selections = {"random": distill_random, "longest": distill_longest, "kcenter": distill_kcenter,
                   "herding": distill_herding}
-    if config.init_selection not in selections:
-        raise ValueError(f"init_selection must be one of {', '.join(selections)}, not {config.init_selection!r}")
     return expert_labels(context, selections[config.init_selection](context, budget, config), config.label_support)
 
 
@@ -286,14 +299,14 @@ def _init_foster(context: DistillContext, budget: int, config: DistillConfig) ->
     return SyntheticData(neighbours, base.input_probs, base.label_items, base.label_probs, base.mask)
 
 
-def _subset(real_targets: torch.Tensor, model: SparseSynthetic, config: DistillConfig, num_items: int,
+def _subset(real_targets: torch.Tensor, syn: SparseSynthetic, config: DistillConfig, num_items: int,
             generator: torch.Generator) -> torch.Tensor:
     """V_s: N uniform items, the real batch's targets and the synthetic supports, sorted and unique."""
     if config.subset_size <= 0:
         return torch.arange(num_items)
     uniform = torch.randint(num_items, (config.subset_size,), generator=generator)
-    parts = [uniform, real_targets[real_targets != PAD_ID].cpu(), model.input_items.flatten().cpu(),
-             model.label_items.flatten().cpu()]
+    parts = [uniform, real_targets[real_targets != PAD_ID].cpu(), syn.input_items.flatten().cpu(),
+             syn.label_items.flatten().cpu()]
     return torch.unique(torch.cat(parts))
 
 
@@ -353,7 +366,6 @@ def _cooccurrence_loss(syn: SparseSynthetic, text: torch.Tensor, config: Distill
 def distill_foster(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
                    should_stop: StopCheck | None = None) -> SyntheticData:
     """First-order penalty updates of S, theta and theta_hat (foster-method.md, "One distillation step")."""
-    check_budget(context, budget)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     init = _init_foster(context, budget, config)
@@ -466,7 +478,6 @@ def distill_bptt(context: DistillContext, budget: int, config: DistillConfig, ca
                  should_stop: StopCheck | None = None) -> SyntheticData:
     """TD3/Farzi-style: unroll `unroll_steps` SGD steps on S from a trajectory checkpoint, back-propagate the
     real loss of the unrolled model into S. Memory grows with the unroll; kept to measure that."""
-    check_budget(context, budget)
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     init = _init_foster(context, budget, config)

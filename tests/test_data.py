@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,3 +144,32 @@ def test_unknown_dataset_and_missing_items_file_are_clear(tmp_path):
 def test_config_rejects_values_that_break_the_split():
     with pytest.raises(DataError, match="min_interactions must be at least 3"):
         DataConfig(min_interactions=2)
+
+
+def test_date_timestamps_order_events(tmp_path):
+    write(tmp_path, "interactions.csv", "user_id,item_id,timestamp\n" + "".join(
+        f"u,{i},2024-01-{d:02d}T10:00:00\n" for i, d in zip("abcde", [5, 1, 3, 2, 4])))
+    write(tmp_path, "items.csv", ITEMS)
+    ds = load_dataset(tmp_path)
+    assert [ds.item_ids[i] for i in ds.sequences[0]] == ["b", "d", "c", "e", "a"]
+
+
+def test_parquet_datetimes_and_missing_ones(tmp_path):
+    inter = pd.DataFrame({"user_id": ["u"] * 5, "item_id": list("abcde"),
+                          "timestamp": pd.to_datetime(["2024-01-05", "2024-01-01", "2024-01-03", "2024-01-02", "2024-01-04"])})
+    items = pd.read_csv(io.StringIO(ITEMS))
+    inter.to_parquet(tmp_path / "interactions.parquet")
+    items.to_parquet(tmp_path / "items.parquet")
+    ds = load_dataset(tmp_path)
+    assert [ds.item_ids[i] for i in ds.sequences[0]] == ["b", "d", "c", "e", "a"]
+    inter.loc[2, "timestamp"] = pd.NaT
+    inter.to_parquet(tmp_path / "interactions.parquet")
+    with pytest.raises(DataError, match="column 'timestamp' is empty in 1 row"):
+        load_dataset(tmp_path)
+
+
+def test_a_file_with_only_a_bom_is_empty(tmp_path):
+    write(tmp_path, "interactions.csv", b"\xef\xbb\xbf\n\n")
+    write(tmp_path, "items.csv", ITEMS)
+    with pytest.raises(DataError, match="interactions.csv: the file is empty"):
+        load_dataset(tmp_path)

@@ -120,3 +120,18 @@ def test_foster_alignment_update_moves_inputs_and_logs_alignment(context):
     assert all("alignment" in r for r in records if "loss_real" in r)
     start = distill(context, "teacher", 4, QUICK)
     assert not torch.allclose(out.label_probs, start.label_probs)
+
+
+def test_kcenter_never_picks_the_same_row_twice():
+    from foster_core.distill import kcenter_indices
+
+    # Three distinct points, each repeated: after the three, only duplicates remain.
+    points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).repeat(3, 1)
+    picks = kcenter_indices(points, 6, seed=0)
+    assert len(set(picks)) == 6
+    assert {tuple(points[i].tolist()) for i in picks[:3]} == {(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)}
+
+
+def test_config_rejects_unknown_update_rule():
+    with pytest.raises(ValueError, match="s_update must be"):
+        DistillConfig(s_update="magic")
