@@ -21,6 +21,7 @@ import torch
 from .atomic import atomic_write_json
 from .distill import DistillConfig, DistillContext, check_budget, distill
 from .evaluation import evaluate_model
+from .export import write_exports
 from .run_store import Run, RunStore
 from .runtime import resolve_device
 from .synthetic import SyntheticData
@@ -198,6 +199,7 @@ def run_method(
             return RunOutcome(run, synthetic, None, seconds, memory.peak_mb, history)
         if run:
             synthetic.save(run.synthetic_path, {"method": method, "budget": str(budget)})
+            write_exports(run.path, synthetic, context.dataset)
             run.set_status("running", "evaluating with fresh students", phase="evaluate")
         results = None
         if evaluate:

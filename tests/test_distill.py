@@ -85,6 +85,7 @@ def test_run_method_records_history_checkpoints_and_results(context, tmp_path):
     assert run.status["status"] == "finished"
     assert [r["step"] for r in run.history] == [2, 4, 6]
     assert [p.name for p in sorted(run.checkpoint_dir.iterdir())] == ["step_000003.safetensors", "step_000006.safetensors"]
+    assert {"synthetic_top_items.csv", "synthetic_interactions.csv", "synthetic.inter"} <= {p.name for p in run.path.iterdir()}
     saved = SyntheticData.load(run.synthetic_path)
     assert torch.equal(saved.input_items, outcome.synthetic.input_items)
     results = run.results
