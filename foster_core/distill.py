@@ -365,7 +365,11 @@ def _cooccurrence_loss(syn: SparseSynthetic, text: torch.Tensor, config: Distill
 
 def distill_foster(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
                    should_stop: StopCheck | None = None) -> SyntheticData:
-    """First-order penalty updates of S, theta and theta_hat (foster-method.md, "One distillation step")."""
+    """First-order penalty updates of S, theta and theta_hat (foster-method.md, "One distillation step").
+
+    With `s_update="alignment"` (ours), S instead follows the gradient-alignment term at theta_hat
+    (`_alignment_gradient`); theta_hat, theta, the resets, the subsets and L_r stay as they are.
+    """
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
     init = _init_foster(context, budget, config)
@@ -413,16 +417,18 @@ def distill_foster(context: DistillContext, budget: int, config: DistillConfig, 
             opt_hat.step()
         hat_params = list(theta_hat.parameters())
         loss_hat = _synthetic_loss(theta_hat, syn, subset, theta_hat.item_embeddings(subset))
-        *g_hat, = torch.autograd.grad(loss_hat, hat_params + syn_params)
+        g_hat = torch.autograd.grad(loss_hat, hat_params + syn_params)
         g_hat_params, g_hat_syn = g_hat[: len(hat_params)], g_hat[len(hat_params) :]
 
         theta_params = list(theta.parameters())
         table = theta.item_embeddings(subset)
         loss_syn = _synthetic_loss(theta, syn, subset, table)
         loss_real = _real_loss(theta, seqs, next_items, subset, table)
-        g = torch.autograd.grad(loss_real + lam * loss_syn, theta_params + syn_params)
-        g_theta, g_syn = g[: len(theta_params)], g[len(theta_params) :]
-        if config.s_update == "alignment":
+        if config.s_update == "penalty":
+            g = torch.autograd.grad(loss_real + lam * loss_syn, theta_params + syn_params)
+            g_theta, g_syn = g[: len(theta_params)], g[len(theta_params) :]
+        else:  # alignment replaces the penalty's S-gradient; theta still follows its own objective
+            g_theta = torch.autograd.grad(loss_real + lam * loss_syn, theta_params)
             g_syn, alignment = _alignment_gradient(theta_hat, syn, syn_params, seqs, next_items, subset)
             g_hat_syn = [torch.zeros_like(p) for p in syn_params]
 
