@@ -248,11 +248,9 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, support: in
     """Replace the labels by the expert's next-item distributions (top `support` items, renormalised)."""
     expert = context.expert()
     table = expert.item_embeddings()
-    inputs, _, mask = synthetic.dense(context.num_items) if synthetic.input_items.shape[-1] > 1 else (None, None, synthetic.mask)
-    if inputs is None:
-        hidden = expert.forward_tokens(table[synthetic.input_items[..., 0]], synthetic.mask)
-    else:
-        hidden = expert.forward_soft(inputs, table, mask)
+    # Expected input embedding over each position's sparse support (one-hot inputs are the K = 1 case).
+    tokens = (synthetic.input_probs.unsqueeze(-1) * table[synthetic.input_items]).sum(-2)
+    hidden = expert.forward_tokens(tokens, synthetic.mask)
     probs = F.softmax(expert.score(hidden, item_table=table), dim=-1)
     top = probs.topk(min(support, context.num_items), dim=-1)
     label_probs = top.values / top.values.sum(-1, keepdim=True)
