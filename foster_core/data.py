@@ -111,6 +111,17 @@ def leave_one_out(dataset: Dataset) -> Split:
     )
 
 
+def holdout_split(train: list[np.ndarray]) -> Split:
+    """A split carved from the training split alone: each training sequence's last item is the holdout
+    target, the items before it are the inputs. The expert, its trajectory and FOSTER's checkpoint choice
+    select on this holdout, so nothing a distiller produces depends on validation or test items.
+    (`test_targets` repeats the holdout targets; this split has no test of its own.)"""
+    # A sequence of one item has no (input, next item) pair to train on or hold out.
+    kept = [s for s in train if len(s) >= 2]
+    targets = np.array([s[-1] for s in kept], dtype=np.int64)
+    return Split(train=[s[:-1] for s in kept], valid_targets=targets, test_targets=targets.copy())
+
+
 # ----------------------------------------------------------------------------- building
 
 

@@ -27,12 +27,12 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .atomic import atomic_write_json
-from .data import PAD_ID, Dataset, Split, leave_one_out, pad_left
+from .data import PAD_ID, Dataset, Split, holdout_split, leave_one_out, pad_left
 from .model import ModelConfig, TextSASRec
 from .runtime import resolve_device, seed_everything
 from .synthetic import SyntheticData
 from .text_encoder import default_cache_dir
-from .training import TrainConfig, load_checkpoint, next_item_pairs, save_checkpoint, train_on_sequences
+from .training import TrainConfig, load_checkpoint, next_item_pairs, save_checkpoint, train_on_sequences, train_on_soft
 
 StepCallback = Callable[[dict], None]
 StopCheck = Callable[[], bool]
@@ -67,6 +67,10 @@ class DistillConfig:
     reg_weight: float = 0.1  # [mu] weight of L_r; 0 = off
     reg_neighbours: int = 10  # text neighbours per item in L_r
     reg_items: int = 512  # items sampled per step for L_r
+    # Keep the best of S at steps 0, select_every, 2*select_every, ... by a quick student's NDCG@10 on the
+    # training split's own holdout (each sequence's last training item); 0 = keep the last S.
+    select_every: int = 100
+    select_epochs: int = 100
     real_batch_size: int = 128
     log_every: int = 10
     checkpoint_every: int = 100
@@ -96,12 +100,14 @@ class DistillContext:
     expert_cfg: TrainConfig = field(default_factory=TrainConfig)
     cache_dir: Path | None = None
     split: Split = field(init=False)
+    holdout: Split = field(init=False)
     _expert: TextSASRec | None = field(default=None, init=False, repr=False)
     _trajectory: list[Path] = field(default_factory=list, init=False, repr=False)
     expert_seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.split = leave_one_out(self.dataset)
+        self.holdout = holdout_split(self.split.train)
 
     @property
     def train(self) -> list[np.ndarray]:
@@ -113,16 +119,18 @@ class DistillContext:
 
     def expert_key(self) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps([asdict(self.model_cfg), asdict(self.expert_cfg)], sort_keys=True).encode())
+        # "holdout": the expert selects its epoch on the training split's holdout (older caches did not).
+        digest.update(json.dumps([asdict(self.model_cfg), asdict(self.expert_cfg), "holdout"], sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.text_embeddings.numpy()).tobytes())
         for seq in self.train:
             digest.update(seq.tobytes() + b"|")
-        # The expert early-stops on validation and cached full-data results hold test metrics.
+        # Cached full-data results, kept beside the expert, hold validation and test metrics.
         digest.update(self.split.valid_targets.tobytes() + self.split.test_targets.tobytes())
         return digest.hexdigest()[:24]
 
     def expert(self) -> TextSASRec:
-        """The model trained on the full training split (early-stopped on validation), cached on disk."""
+        """The model trained on the training split, its epoch chosen on the training split's own holdout
+        (never on validation), cached on disk."""
         if self._expert is None:
             self._load_or_train_expert()
         return self._expert
@@ -149,11 +157,11 @@ class DistillContext:
             self.expert_seconds = meta["seconds"]
         else:
             with torch.enable_grad():  # callers may ask for the expert from inside torch.no_grad()
-                result = train_on_sequences(self.text_embeddings, self.train, self.split, self.model_cfg,
+                result = train_on_sequences(self.text_embeddings, self.holdout.train, self.holdout, self.model_cfg,
                                             self.expert_cfg, checkpoint_dir=folder)
             model = result.model.cpu()
             save_checkpoint(model, folder / "best.safetensors")
-            # The trajectory stops at the best epoch: later epochs were overfitting by validation's account.
+            # The trajectory stops at the best epoch: later epochs were overfitting by the holdout's account.
             self._trajectory = result.checkpoints[: result.best_epoch + 1]
             self.expert_seconds = result.seconds
             atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory], "seconds": result.seconds,
@@ -297,6 +305,21 @@ def _init_foster(context: DistillContext, budget: int, config: DistillConfig) ->
     return SyntheticData(neighbours, base.input_probs, base.label_items, base.label_probs, base.mask)
 
 
+def holdout_score(context: DistillContext, synthetic: SyntheticData, config: DistillConfig) -> float:
+    """NDCG@10 on the training split's holdout of a quick student trained on `synthetic` alone."""
+    inputs, labels, mask = synthetic.dense(context.num_items)
+    cfg = TrainConfig(epochs=config.select_epochs, batch_size=max(1, synthetic.num_sequences), lr=3e-3,
+                      patience=max(10, config.select_epochs // 3), eval_every=5, seed=config.seed, device=config.device)
+    result = train_on_soft(context.text_embeddings, inputs, labels, context.holdout, context.model_cfg, cfg, mask=mask)
+    return float(result.best_valid["ndcg@10"])
+
+
+def _label_entropy(syn: "SparseSynthetic") -> float:
+    with torch.no_grad():
+        log_p = F.log_softmax(syn.label_logits, -1)[syn.mask]
+        return float(-(log_p.exp() * log_p).sum(-1).mean())
+
+
 def _subset(real_targets: torch.Tensor, syn: SparseSynthetic, config: DistillConfig, num_items: int,
             generator: torch.Generator) -> torch.Tensor:
     """V_s: N uniform items, the real batch's targets and the synthetic supports, sorted and unique."""
@@ -386,8 +409,10 @@ def distill_foster(context: DistillContext, budget: int, config: DistillConfig, 
     opt_hat = torch.optim.Adam(theta_hat.parameters(), lr=config.inner_lr)
     opt_syn = torch.optim.Adam(syn_params, lr=config.synthetic_lr)
 
-    inputs, targets = (torch.from_numpy(a) for a in next_item_pairs(context.train, context.model_cfg.max_len))
+    # Real batches come from the holdout's inputs, so the holdout that picks S stays unseen by S's updates.
+    inputs, targets = (torch.from_numpy(a) for a in next_item_pairs(context.holdout.train, context.model_cfg.max_len))
     text = context.text_embeddings.to(device)
+    candidates: list[tuple[int, SyntheticData]] = [(0, syn.to_data())] if config.select_every else []
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
         if should_stop and should_stop():
@@ -447,12 +472,33 @@ def distill_foster(context: DistillContext, budget: int, config: DistillConfig, 
                 "step": step, "of": config.steps, "seconds": time.perf_counter() - started,
                 "loss_real": loss_real.item(), "loss_syn": loss_syn.item(), "loss_syn_inner": loss_hat.item(),
                 "gap": (loss_syn - loss_hat).item(), "loss_reg": loss_reg.item(), "lambda": lam,
+                "label_entropy": _label_entropy(syn),
                 **({"alignment": alignment} if config.s_update == "alignment" else {}),
                 "subset": int(len(subset)),
             })
         if callback and config.checkpoint_every and step % config.checkpoint_every == 0:
             callback({"checkpoint": syn.to_data(), "step": step})
-    return syn.to_data()
+        if config.select_every and (step % config.select_every == 0 or step == config.steps):
+            candidates.append((step, syn.to_data()))
+    if not candidates or (should_stop and should_stop()):
+        return syn.to_data()
+    return _select_on_holdout(context, candidates, config, callback)
+
+
+def _select_on_holdout(context: DistillContext, candidates: list[tuple[int, SyntheticData]], config: DistillConfig,
+                       callback: StepCallback | None) -> SyntheticData:
+    """The candidate whose quick student scores best on the training split's holdout (ties: the earliest)."""
+    scores = []
+    for step, data in candidates:
+        scores.append(holdout_score(context, data, config))
+        if callback:  # "phase": "select" records are not loss curve points; "step" is the candidate's step
+            callback({"phase": "select", "step": step, "of": config.steps, "holdout_ndcg@10": scores[-1],
+                      "candidate": len(scores), "candidates": len(candidates)})
+    best = int(np.argmax(scores))
+    if callback:
+        callback({"phase": "selected", "step": candidates[best][0], "of": config.steps,
+                  "holdout_ndcg@10": scores[best]})
+    return candidates[best][1]
 
 
 def _alignment_gradient(net: TextSASRec, syn: SparseSynthetic, syn_params: list[torch.Tensor], seqs: torch.Tensor,

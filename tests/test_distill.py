@@ -14,7 +14,8 @@ from conftest import random_text_embeddings
 
 TINY_MODEL = ModelConfig(hidden=16, blocks=1, heads=1, dropout=0.0, max_len=10)
 QUICK = DistillConfig(steps=6, subset_size=8, input_support=3, label_support=5, reset_every=3,
-                      real_batch_size=8, log_every=2, checkpoint_every=3, unroll_steps=2, reg_items=16)
+                      real_batch_size=8, log_every=2, checkpoint_every=3, unroll_steps=2, reg_items=16,
+                      select_every=4, select_epochs=4)
 
 
 @pytest.fixture
@@ -66,9 +67,12 @@ def test_teacher_labels_are_the_expert_predictions(context):
 
 def test_foster_changes_the_synthetic_data(context):
     init = distill(context, "teacher", 4, QUICK)
-    out = distill(context, "foster", 4, DistillConfig(**{**QUICK.__dict__, "steps": 20, "synthetic_lr": 0.2}))
-    assert not torch.allclose(out.input_probs[..., 0][out.mask], torch.ones(int(out.mask.sum())), atol=0.02) or \
-        not torch.allclose(out.label_probs, init.label_probs)
+    out = distill(context, "foster", 4, DistillConfig(**{**QUICK.__dict__, "steps": 20, "synthetic_lr": 0.2,
+                                                         "select_every": 0}))
+    # Inputs start at softmax(c, 0, 0) (plus 1% noise in the logits) and labels at the expert's.
+    start_mass = torch.softmax(torch.tensor([QUICK.init_scale, 0.0, 0.0]), 0)[0]
+    assert (out.input_probs[..., 0][out.mask] - start_mass).abs().max() > 0.05
+    assert not torch.allclose(out.label_probs, init.label_probs, atol=1e-3)
 
 
 def test_budget_beyond_the_data_is_a_clear_error(context):
@@ -83,7 +87,12 @@ def test_run_method_records_history_checkpoints_and_results(context, tmp_path):
     outcome = run_method(context, "foster", 3, QUICK, StudentConfig(seeds=(0, 1), epochs=4, eval_every=2), store)
     run = store.get(outcome.run.id)
     assert run.status["status"] == "finished"
-    assert [r["step"] for r in run.history] == [2, 4, 6]
+    assert [r["step"] for r in run.history if "phase" not in r] == [2, 4, 6]
+    # S is chosen among steps 0, 4 and 6 (select_every=4, plus the last) on the training split's holdout.
+    selection = [r for r in run.history if r.get("phase") == "select"]
+    assert [r["step"] for r in selection] == [0, 4, 6]
+    chosen = [r for r in run.history if r.get("phase") == "selected"]
+    assert len(chosen) == 1 and chosen[0]["holdout_ndcg@10"] == max(r["holdout_ndcg@10"] for r in selection)
     assert [p.name for p in sorted(run.checkpoint_dir.iterdir())] == ["step_000003.safetensors", "step_000006.safetensors"]
     assert {"synthetic_top_items.csv", "synthetic_interactions.csv", "synthetic.inter"} <= {p.name for p in run.path.iterdir()}
     saved = SyntheticData.load(run.synthetic_path)
@@ -116,7 +125,8 @@ def test_evaluator_treats_real_sequences_as_one_hot_data(context):
 
 def test_foster_alignment_update_moves_inputs_and_logs_alignment(context):
     records = []
-    config = DistillConfig(**{**QUICK.__dict__, "s_update": "alignment", "synthetic_lr": 0.2, "reg_weight": 0.0})
+    config = DistillConfig(**{**QUICK.__dict__, "s_update": "alignment", "synthetic_lr": 0.2, "reg_weight": 0.0,
+                              "select_every": 0})
     out = distill(context, "foster", 4, config, callback=records.append)
     assert all("alignment" in r for r in records if "loss_real" in r)
     start = distill(context, "teacher", 4, QUICK)
@@ -136,3 +146,24 @@ def test_kcenter_never_picks_the_same_row_twice():
 def test_config_rejects_unknown_update_rule():
     with pytest.raises(ValueError, match="s_update must be"):
         DistillConfig(s_update="magic")
+
+
+def test_holdout_split_never_holds_validation_or_test_items(context):
+    holdout = context.holdout
+    assert [len(s) for s in holdout.train] == [len(s) - 1 for s in context.train if len(s) >= 2]
+    assert holdout.valid_targets.tolist() == [s[-1] for s in context.train if len(s) >= 2]
+
+
+def test_expert_is_chosen_on_the_holdout_not_on_validation(context, monkeypatch):
+    import foster_core.distill as distill_module
+
+    seen = {}
+
+    def spy(text, train, split, *args, **kwargs):
+        seen["train"], seen["split"] = train, split
+        return real(text, train, split, *args, **kwargs)
+
+    real = distill_module.train_on_sequences
+    monkeypatch.setattr(distill_module, "train_on_sequences", spy)
+    context.expert()
+    assert seen["split"] is context.holdout and seen["train"] is context.holdout.train
