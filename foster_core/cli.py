@@ -11,7 +11,7 @@ from tqdm import tqdm
 from .atomic import atomic_write_json
 from .benchmark import StudentConfig, run_method
 from .data import DataConfig, DataError, load_dataset
-from .distill import METHODS, DistillConfig
+from .distill import METHODS, SELECTIONS, DistillConfig
 from .run_store import RunStore
 from .model import ModelConfig
 from .text_encoder import EncoderConfig
@@ -102,8 +102,10 @@ def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reg-weight", type=float, default=DistillConfig.reg_weight, help="mu of L_r; 0 = off")
     parser.add_argument("--label-support", type=_positive_int, default=DistillConfig.label_support,
                         help="items kept in each label distribution (expert's top predictions)")
-    parser.add_argument("--init-selection", default=DistillConfig.init_selection,
-                        choices=["random", "longest", "kcenter", "herding"], help="real sequences teacher/FOSTER start from")
+    parser.add_argument("--init-selection", default=DistillConfig.init_selection, choices=SELECTIONS,
+                        help="real sequences FOSTER starts from")
+    parser.add_argument("--teacher-selection", default=DistillConfig.teacher_selection, choices=SELECTIONS,
+                        help="real sequences `teacher` labels (random = the label-distillation baseline)")
     parser.add_argument("--s-update", default=DistillConfig.s_update, choices=["penalty", "alignment"],
                         help="FOSTER's update of the synthetic data")
     parser.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
@@ -129,7 +131,8 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]):
 def _distill_config(args: argparse.Namespace) -> DistillConfig:
     return DistillConfig(seed=args.seed, device=args.device, steps=args.steps, subset_size=args.subset_size,
                          reset_every=args.reset_every, reg_weight=args.reg_weight, label_support=args.label_support,
-                         init_selection=args.init_selection, s_update=args.s_update)
+                         init_selection=args.init_selection, teacher_selection=args.teacher_selection,
+                         s_update=args.s_update)
 
 
 def _student_config(args: argparse.Namespace) -> StudentConfig:
@@ -141,6 +144,9 @@ def _command_distill(args: argparse.Namespace) -> int:
     bar = _LazyBar(f"Distilling ({args.method})", "step")
 
     def on_record(record: dict) -> None:
+        if "phase" in record:  # choosing S among its checkpoints on the holdout, after the last step
+            bar.set(record["of"], record["of"], holdout=f"step {record['step']}: {record['holdout_ndcg@10']:.4f}")
+            return
         bar.set(record["step"], record["of"], **{k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss")})
 
     outcome = run_method(context, args.method, args.budget, _distill_config(args), _student_config(args),

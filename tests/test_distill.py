@@ -167,3 +167,14 @@ def test_expert_is_chosen_on_the_holdout_not_on_validation(context, monkeypatch)
     monkeypatch.setattr(distill_module, "train_on_sequences", spy)
     context.expert()
     assert seen["split"] is context.holdout and seen["train"] is context.holdout.train
+
+
+def test_teacher_labels_random_sequences_and_foster_starts_from_its_own_selection(context):
+    from foster_core.distill import labelled_selection
+
+    config = DistillConfig(**{**QUICK.__dict__, "init_selection": "kcenter"})
+    teacher = distill(context, "teacher", 4, config)
+    assert torch.equal(teacher.input_items, distill(context, "random", 4, config).input_items)
+    start = labelled_selection(context, 4, config, config.init_selection)
+    assert torch.equal(start.input_items, distill(context, "kcenter", 4, config).input_items)
+    assert start.label_items.shape[-1] == config.label_support
