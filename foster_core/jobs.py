@@ -1,0 +1,372 @@
+"""Background jobs for the app: distillation runs and budget sweeps in a worker process, one at a time.
+
+A job is a list of (method, budget) runs on one dataset, plus (optionally) the full-data reference. The app
+submits it and returns at once; a worker process (`python -m foster_core.jobs <job folder>`) does the work
+and writes everything through the run store, so any page, a refreshed browser or a second browser tab
+reattaches by reading files:
+
+    <runs dir>/.jobs/<job_id>/job.json     what was asked for (JobSpec)
+    <runs dir>/.jobs/<job_id>/state.json   queued | preparing | running | finished | failed | stopped, run ids
+    <runs dir>/.jobs/<job_id>/worker.log   the worker's stdout and stderr (tracebacks land here, not in the UI)
+    <runs dir>/.jobs/<job_id>/STOP         present once a stop was asked for
+    <runs dir>/.queue.lock                 held (flock) by the one job that is working
+    <runs dir>/.queue_holder.json          which job holds it, so waiting jobs can say "queued behind ..."
+
+Why one at a time: two torch jobs on a small CPU machine slow each other down roughly tenfold, so a second
+job waits for the lock instead of competing. Why a process and not a thread: the app's script reruns on
+every interaction, a process keeps its own torch thread settings, and its pid tells readers whether it is
+still alive (a killed worker reads as "interrupted").
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .atomic import atomic_write_json
+from .run_store import Run, RunStore, _process_alive, default_runs_dir
+
+JOBS_FOLDER = ".jobs"
+LOCK_FILE = ".queue.lock"
+HOLDER_FILE = ".queue_holder.json"
+THREADS_ENV = "FOSTER_JOB_THREADS"
+ACTIVE = ("queued", "preparing", "running")
+FINAL = ("finished", "failed", "stopped", "interrupted")
+
+
+def default_threads() -> int:
+    """Torch threads for a worker: leave one core to the app (and the browser) so the UI stays responsive."""
+    if os.environ.get(THREADS_ENV, "").isdigit() and int(os.environ[THREADS_ENV]) > 0:
+        return int(os.environ[THREADS_ENV])
+    return max(1, min((os.cpu_count() or 2) - 1, 8))
+
+
+@dataclass
+class JobSpec:
+    """A job: every (method, budget) pair, with plain-dict configs so the spec is JSON as it stands."""
+
+    dataset: str  # a load_dataset spec: "movielens", a folder, ...
+    methods: list[str]
+    budgets: list[int]
+    distill: dict = field(default_factory=dict)  # DistillConfig fields; missing ones take their defaults
+    student: dict = field(default_factory=dict)  # StudentConfig fields
+    expert: dict = field(default_factory=dict)  # TrainConfig fields of the expert (and the full-data reference)
+    model: dict = field(default_factory=dict)  # ModelConfig fields
+    data: dict = field(default_factory=dict)  # DataConfig fields
+    reference: bool = True  # also record the full-data reference (cached, so usually free after the first)
+    preset: str = "custom"
+    threads: int = 0  # 0 = default_threads()
+    cache_dir: str | None = None  # None = FOSTER_CACHE_DIR or its default
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(method, budget) for budget in self.budgets for method in self.methods]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Job:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def spec(self) -> JobSpec:
+        return JobSpec(**self._read("job.json", {}))
+
+    @property
+    def state(self) -> dict:
+        """The worker's last word; 'interrupted' when it says it is working but its process is gone."""
+        state = self._read("state.json", {"status": "queued", "message": "starting the worker"})
+        pid = state.get("pid")
+        if not isinstance(pid, int):
+            try:
+                pid = int((self.path / "worker.pid").read_text())
+            except (OSError, ValueError):
+                pid = None
+        if state.get("status") in ACTIVE and isinstance(pid, int) and not _process_alive(pid):
+            state = {**state, "status": "interrupted", "message": "the worker ended without finishing"}
+        return state
+
+    @property
+    def status(self) -> str:
+        return self.state.get("status", "queued")
+
+    @property
+    def run_ids(self) -> list[str]:
+        return list(self.state.get("run_ids", []))
+
+    @property
+    def current_run_id(self) -> str | None:
+        return self.state.get("current_run")
+
+    @property
+    def log(self) -> str:
+        try:
+            return (self.path / "worker.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def request_stop(self, store: RunStore | None = None) -> None:
+        """Stop the job: the current run stops at its next step, later runs are skipped, a queued job is dropped."""
+        (self.path / "STOP").touch()
+        if store is not None and self.current_run_id:
+            try:
+                store.get(self.current_run_id).request_stop()
+            except KeyError:
+                pass
+
+    def stop_requested(self) -> bool:
+        return (self.path / "STOP").exists()
+
+    def update(self, **changes: object) -> None:
+        state = self._read("state.json", {})
+        state.update(changes, updated=_now())
+        atomic_write_json(self.path / "state.json", state)
+
+    def _read(self, name: str, default):
+        try:
+            return json.loads((self.path / name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return default
+
+
+class JobQueue:
+    """Submit jobs and find them again; the queue itself is a file lock, so it spans every process."""
+
+    def __init__(self, runs_dir: str | Path | None = None):
+        self.store = RunStore(runs_dir)
+        self.root = self.store.root
+        self.jobs_dir = self.root / JOBS_FOLDER
+
+    def submit(self, spec: JobSpec, start: bool = True) -> Job:
+        if not spec.methods or not spec.budgets:
+            raise ValueError("a job needs at least one method and one budget")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        job = Job(self.jobs_dir / f"{stamp}-{secrets.token_hex(3)}")
+        job.path.mkdir()
+        atomic_write_json(job.path / "job.json", asdict(spec))
+        job.update(status="queued", message="starting the worker", run_ids=[], submitted=_now(),
+                   total_runs=len(spec.pairs()))
+        if start:
+            self._spawn(job, spec)
+        return job
+
+    def _spawn(self, job: Job, spec: JobSpec) -> None:
+        threads = spec.threads or default_threads()
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               FOSTER_RUNS_ENV: str(self.root.resolve())}
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        with open(job.path / "worker.log", "ab") as log:
+            # A new session: the worker outlives the script run (and a browser refresh) that started it.
+            process = subprocess.Popen([sys.executable, "-m", "foster_core.jobs", str(job.path.resolve())],
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                       start_new_session=True)
+        # Its own file: the worker may already be writing state.json, and this must not overwrite that.
+        (job.path / "worker.pid").write_text(str(process.pid))
+
+    def get(self, job_id: str) -> Job:
+        path = self.jobs_dir / job_id
+        if not (path / "job.json").is_file() or "/" in job_id or job_id.startswith("."):
+            raise KeyError(f"no job {job_id!r}")
+        return Job(path)
+
+    def jobs(self) -> list[Job]:
+        if not self.jobs_dir.is_dir():
+            return []
+        found = [Job(p) for p in self.jobs_dir.iterdir() if (p / "job.json").is_file()]
+        return sorted(found, key=lambda j: j.id, reverse=True)
+
+    def active(self) -> list[Job]:
+        """Jobs still queued or working, oldest first (the order they will run in, roughly)."""
+        return [job for job in reversed(self.jobs()) if job.status in ACTIVE]
+
+    def holder(self) -> dict | None:
+        """The job that holds the queue now: {'job': id, 'pid': ..., 'run': current run id} or None."""
+        try:
+            holder = json.loads((self.root / HOLDER_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        if not _process_alive(int(holder.get("pid", -1))):
+            return None
+        try:
+            holder["run"] = self.get(holder["job"]).current_run_id
+        except KeyError:
+            pass
+        return holder
+
+    def waiting_message(self, job: Job) -> str:
+        holder = self.holder()
+        if holder and holder.get("job") != job.id:
+            behind = f"run {holder['run']}" if holder.get("run") else f"job {holder['job']}"
+            return f"queued behind {behind}: one run at a time on this machine"
+        return job.state.get("message", "queued")
+
+    def wait(self, job: Job, timeout: float = 600.0, poll: float = 0.5) -> dict:
+        """Block until the job is no longer active (tests and scripts; the app polls instead)."""
+        deadline = time.monotonic() + timeout
+        while job.status in ACTIVE:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job.id} still {job.status} after {timeout:.0f} s")
+            time.sleep(poll)
+        return job.state
+
+
+FOSTER_RUNS_ENV = "FOSTER_RUNS_DIR"
+
+
+class _QueueLock:
+    """The machine-wide 'one job at a time' lock: an exclusive flock under the runs dir."""
+
+    def __init__(self, root: Path, job: Job):
+        self.root, self.job = root, job
+
+    def __enter__(self) -> "_QueueLock":
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.root / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.job.update(status="queued", message="waiting for the running job to finish")
+            while True:
+                if self.job.stop_requested():
+                    raise _Cancelled()
+                try:
+                    fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.5)
+        atomic_write_json(self.root / HOLDER_FILE, {"job": self.job.id, "pid": os.getpid(), "since": _now()})
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            (self.root / HOLDER_FILE).unlink(missing_ok=True)
+        finally:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _JobRunStore(RunStore):
+    """The run store, telling the job about each run the moment it is created (for live curves)."""
+
+    def __init__(self, root: Path, job: Job):
+        super().__init__(root)
+        self.job = job
+
+    def create(self, method: str, config: dict) -> Run:
+        run = super().create(method, {**config, "job": self.job.id, "preset": self.job.spec.preset,
+                                          "dataset_spec": self.job.spec.dataset})
+        self.job.update(current_run=run.id, run_ids=self.job.run_ids + [run.id], status="running",
+                        message=f"{method}: distilling")
+        return run
+
+
+def _configs(spec: JobSpec):
+    from .benchmark import StudentConfig
+    from .data import DataConfig
+    from .distill import DistillConfig
+    from .model import ModelConfig
+    from .training import TrainConfig
+
+    student = dict(spec.student)
+    if "seeds" in student:
+        student["seeds"] = tuple(student["seeds"])
+    return (DistillConfig(**spec.distill), StudentConfig(**student), TrainConfig(**spec.expert),
+            ModelConfig(**spec.model), DataConfig(**spec.data))
+
+
+def has_reference(store: RunStore, dataset_name: str, config: dict) -> bool:
+    """A finished full-data run with the same dataset and configs is already in the store."""
+    keys = ("student", "model", "expert")
+    for run in store.list():
+        c = run.config
+        if (c.get("method") == "full" and c.get("dataset") == dataset_name and run.results
+                and all(c.get(k) == config.get(k) for k in keys)):
+            return True
+    return False
+
+
+def run_job(job: Job, runs_dir: Path) -> None:
+    """The worker's body: wait for the queue, build the context once, run every pair, then the reference."""
+    import torch
+
+    from .benchmark import evaluate_full, run_method
+    from .data import load_dataset
+    from .experiment import build_context
+
+    spec = job.spec
+    torch.set_num_threads(spec.threads or default_threads())
+    job.update(pid=os.getpid(), status="queued", message="waiting for the queue")
+    try:
+        with _QueueLock(runs_dir, job):
+            if job.stop_requested():
+                raise _Cancelled()
+            distill_cfg, student_cfg, expert_cfg, model_cfg, data_cfg = _configs(spec)
+            job.update(status="preparing", message="loading the dataset")
+            dataset = load_dataset(spec.dataset, data_cfg)
+            job.update(message="encoding item texts (cached after the first time)")
+            context = build_context(dataset, model_cfg, expert_cfg, cache_dir=spec.cache_dir)
+            job.update(message="training the expert recommender (cached after the first time)")
+            context.expert()
+            store = _JobRunStore(runs_dir, job)
+            pairs = spec.pairs()
+            for index, (method, budget) in enumerate(pairs):
+                if job.stop_requested():
+                    raise _Cancelled()
+                job.update(status="running", message=f"{method} n={budget} ({index + 1} of {len(pairs)})",
+                           done_runs=index)
+                run_method(context, method, budget, distill_cfg, student_cfg, store)
+            job.update(done_runs=len(pairs))
+            if spec.reference and not job.stop_requested():
+                reference = {"budget": None, "dataset": dataset.name, "student": asdict(student_cfg),
+                             "model": asdict(model_cfg), "expert": asdict(expert_cfg)}
+                if not has_reference(store, dataset.name, reference):
+                    job.update(status="running", message="full-data reference (cached after the first time)")
+                    run = store.create("full", reference)
+                    run.set_status("running", "training on the full training split", phase="evaluate")
+                    results = evaluate_full(context, student_cfg)
+                    results.update(method="full", budget=None, distill_seconds=0.0, peak_mb=0.0,
+                                   expert_seconds=context.expert_seconds)
+                    run.write_results(results)
+                    run.set_status("finished", "done")
+        final = "stopped" if job.stop_requested() else "finished"
+        job.update(status=final, message="stopped on request" if final == "stopped" else "done", current_run=None)
+    except _Cancelled:
+        job.update(status="stopped", message="stopped on request", current_run=None)
+    except Exception as exc:  # the UI shows this one line; the traceback is in worker.log
+        traceback.print_exc()
+        job.update(status="failed", message=f"{exc.__class__.__name__}: {exc}", current_run=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one FOSTER Studio job (started by the app).")
+    parser.add_argument("job_folder")
+    args = parser.parse_args(argv)
+    job = Job(Path(args.job_folder))
+    run_job(job, job.path.parent.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Looking inside synthetic data: sequence embeddings, a 2-D map, nearest real items and sequences, popularity.
+
+Real and synthetic sequences are embedded in one space, either
+- "hidden": the expert recommender's last hidden state (what the recommender makes of the sequence), or
+- "text": the mean expected item-text embedding over the sequence's positions (what the sequence is about);
+then mapped to 2-D with UMAP (PCA for very few points). Fits are cached on disk, keyed by the points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .atomic import atomic_write
+from .distill import DistillContext
+from .synthetic import SyntheticData
+from .text_encoder import default_cache_dir
+
+SPACES = ("hidden", "text")
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    max_real: int = 2000  # real sequences on the map; larger sets are sampled
+    seed: int = 0
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    method: str = "umap"  # "umap" or "pca"
+
+
+def expert_is_cached(context: DistillContext) -> bool:
+    """True when the expert can be loaded rather than trained (the app never trains in its own process)."""
+    return (context.expert_folder() / "expert.json").is_file()
+
+
+def sample_real(context: DistillContext, max_real: int, seed: int = 0) -> np.ndarray:
+    """Indices of the training sequences drawn for the map (all of them when there are few)."""
+    n = len(context.train)
+    if n <= max_real:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_real, replace=False))
+
+
+def _unit(x: torch.Tensor) -> np.ndarray:
+    return F.normalize(x.float(), dim=-1).numpy()
+
+
+@torch.no_grad()
+def real_embeddings(context: DistillContext, indices: np.ndarray, space: str) -> np.ndarray:
+    """(len(indices), d) unit vectors for real training sequences."""
+    if space == "hidden":
+        return context.sequence_embeddings(indices).numpy()
+    text = context.text_embeddings.float()
+    return _unit(torch.stack([text[torch.from_numpy(context.train[i])].mean(0) for i in indices]))
+
+
+@torch.no_grad()
+def synthetic_embeddings(context: DistillContext, synthetic: SyntheticData, space: str) -> np.ndarray:
+    """(n, d) unit vectors for synthetic sequences, comparable with `real_embeddings` in the same space."""
+    if space == "hidden":
+        expert = context.expert()
+        table = expert.item_embeddings()
+        tokens = (synthetic.input_probs.float().unsqueeze(-1) * table[synthetic.input_items]).sum(-2)
+        return _unit(expert.forward_tokens(tokens, synthetic.mask)[:, -1])
+    per_position = position_text_embeddings(context, synthetic)  # (n, L, d)
+    mask = synthetic.mask.unsqueeze(-1).float()
+    return _unit((per_position * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+
+def position_text_embeddings(context: DistillContext, synthetic: SyntheticData, which: str = "input") -> torch.Tensor:
+    """(n, L, d) expected item-text embedding of each position's input (or label) distribution."""
+    items, probs = (synthetic.input_items, synthetic.input_probs) if which == "input" else (
+        synthetic.label_items, synthetic.label_probs)
+    text = context.text_embeddings.float()
+    return (probs.float().unsqueeze(-1) * text[items]).sum(-2)
+
+
+def project_2d(points: np.ndarray, config: MapConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
+    """(n, 2) coordinates; UMAP (PCA below 10 points), read from the disk cache when these points were fitted."""
+    config = config or MapConfig()
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    method = config.method if len(points) >= 10 else "pca"
+    digest = hashlib.sha256(repr((method, config.seed, config.n_neighbors, config.min_dist, points.shape)).encode())
+    digest.update(points.tobytes())
+    path = Path(cache_dir or default_cache_dir()) / "projections" / f"{digest.hexdigest()[:32]}.npy"
+    if path.is_file():
+        return np.load(path)
+    if method == "umap":
+        import umap  # imported here: numba compiles on first use, seconds the other pages should not pay
+
+        reducer = umap.UMAP(n_neighbors=max(2, min(config.n_neighbors, len(points) - 1)), min_dist=config.min_dist,
+                            random_state=config.seed, metric="cosine")
+        coords = reducer.fit_transform(points)
+    else:
+        centred = points - points.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        coords = centred @ vt[:2].T
+        if coords.shape[1] < 2:
+            coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    coords = np.asarray(coords, dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), coords))
+    return coords
+
+
+def sequence_preview(texts: list[str], items: list[int] | np.ndarray, first: int = 3, width: int = 60) -> str:
+    """The first items of a sequence as short texts, for hover labels."""
+    shown = [texts[int(i)][:width] for i in list(items)[:first]]
+    more = len(items) - len(shown)
+    return " → ".join(shown) + (f" → … (+{more})" if more > 0 else "")
+
+
+def synthetic_first_items(synthetic: SyntheticData, j: int) -> list[int]:
+    """The most probable input item of each real position of synthetic sequence j."""
+    top, _ = synthetic.top_items("input", 1)
+    return [int(top[j, t, 0]) for t in synthetic.mask[j].nonzero().flatten().tolist()]
+
+
+def map_frame(context: DistillContext, synthetic: SyntheticData, space: str, config: MapConfig | None = None,
+              cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Everything the map draws: one row per point (x, y, source, index, hover text), plus the embeddings
+    (real, synthetic) for nearest-neighbour look-ups."""
+    config = config or MapConfig()
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+    indices = sample_real(context, config.max_real, config.seed)
+    real = real_embeddings(context, indices, space)
+    syn = synthetic_embeddings(context, synthetic, space)
+    coords = project_2d(np.concatenate([real, syn]), config, cache_dir)
+    texts = context.dataset.item_texts
+    rows = [{"source": "real", "index": int(i), "hover": sequence_preview(texts, context.train[i])} for i in indices]
+    rows += [{"source": "synthetic", "index": j, "hover": sequence_preview(texts, synthetic_first_items(synthetic, j))}
+             for j in range(synthetic.num_sequences)]
+    frame = pd.DataFrame(rows)
+    frame["x"], frame["y"] = coords[:, 0], coords[:, 1]
+    return frame, real, syn
+
+
+def position_table(context: DistillContext, synthetic: SyntheticData, j: int, k: int = 3,
+                   neighbours: int = 3) -> pd.DataFrame:
+    """Synthetic sequence j position by position: the top-k input and label items with their texts and
+    probabilities, and the real items whose texts are nearest to the position's expected input text."""
+    texts = context.dataset.item_texts
+    in_items, in_probs = synthetic.top_items("input", k)
+    lab_items, lab_probs = synthetic.top_items("label", k)
+    expected = F.normalize(position_text_embeddings(context, synthetic)[j], dim=-1)
+    nearest = (expected @ F.normalize(context.text_embeddings.float(), dim=-1).T).topk(
+        min(neighbours, context.num_items), dim=-1)
+
+    def listing(items: torch.Tensor, probs: torch.Tensor, t: int) -> str:
+        return "\n".join(f"{float(p):.2f}  {texts[int(i)]}" for i, p in zip(items[j, t], probs[j, t]) if float(p) > 0)
+
+    rows = []
+    for position, t in enumerate(synthetic.mask[j].nonzero().flatten().tolist()):
+        rows.append({
+            "position": position,
+            "input items (p)": listing(in_items, in_probs, t),
+            "next-item label (p)": listing(lab_items, lab_probs, t),
+            "nearest real item texts": "\n".join(f"{float(s):.2f}  {texts[int(i)]}"
+                                                 for i, s in zip(nearest.indices[t], nearest.values[t])),
+            "top input item": texts[int(in_items[j, t, 0])],
+            "top input p": round(float(in_probs[j, t, 0]), 4),
+        })
+    return pd.DataFrame(rows)
+
+
+def nearest_real_sequences(context: DistillContext, real: np.ndarray, indices: np.ndarray, query: np.ndarray,
+                           k: int = 5) -> pd.DataFrame:
+    """The k real sequences (of those on the map) most similar to `query` in the map's embedding space."""
+    similarity = real @ query
+    order = np.argsort(-similarity)[:k]
+    texts = context.dataset.item_texts
+    return pd.DataFrame([{"real sequence": int(indices[o]), "similarity": round(float(similarity[o]), 3),
+                          "length": len(context.train[indices[o]]),
+                          "first items": sequence_preview(texts, context.train[indices[o]], first=4)}
+                         for o in order])
+
+
+def item_mass(synthetic: SyntheticData, num_items: int) -> np.ndarray:
+    """Total probability mass each item gets over all real input and label positions of the synthetic data."""
+    mass = torch.zeros(num_items)
+    for items, probs in ((synthetic.input_items, synthetic.input_probs), (synthetic.label_items, synthetic.label_probs)):
+        keep = synthetic.mask.unsqueeze(-1).expand_as(items)
+        mass.scatter_add_(0, items[keep], probs.float()[keep])
+    return mass.numpy()
+
+
+def popularity_profile(context: DistillContext, synthetic: SyntheticData, groups: int = 10) -> pd.DataFrame:
+    """Share of interactions (real) and of probability mass (synthetic) per item-popularity group, most
+    popular group first: a synthetic set collapsed onto blockbusters piles up in the first group."""
+    counts = np.bincount(np.concatenate(context.train), minlength=context.num_items).astype(float)
+    order = np.argsort(-counts, kind="stable")
+    group_of = np.empty(context.num_items, dtype=int)
+    group_of[order] = np.arange(context.num_items) * groups // context.num_items
+    mass = item_mass(synthetic, context.num_items)
+    real_share = np.bincount(group_of, weights=counts, minlength=groups) / max(counts.sum(), 1e-12)
+    syn_share = np.bincount(group_of, weights=mass, minlength=groups) / max(mass.sum(), 1e-12)
+    labels = [f"top {100 * (g + 1) // groups}%" if g == 0 else f"{100 * g // groups}-{100 * (g + 1) // groups}%"
+              for g in range(groups)]
+    return pd.DataFrame({"popularity group": labels * 2, "share": np.concatenate([real_share, syn_share]),
+                         "source": ["real"] * groups + ["synthetic"] * groups})
+
+
+def coverage_summary(context: DistillContext, synthetic: SyntheticData) -> dict[str, float]:
+    real_items = np.unique(np.concatenate(context.train))
+    return {
+        "real catalogue coverage": len(real_items) / context.num_items,
+        "synthetic catalogue coverage (p ≥ 0.01)": synthetic.coverage(context.num_items),
+        "synthetic distinct top items": len(set(np.concatenate(
+            [synthetic_first_items(synthetic, j) for j in range(synthetic.num_sequences)]).tolist())),
+    }
+
+
+def real_popularity(context: DistillContext) -> np.ndarray:
+    """Training interaction count per item, most popular first (the long tail curve)."""
+    return np.sort(np.bincount(np.concatenate(context.train), minlength=context.num_items))[::-1]

@@ -1,0 +1,93 @@
+"""Streamlit plumbing shared by the app's pages: cached loaders, the chosen dataset, the sidebar.
+
+Only caching and layout live here; everything computed comes from the other foster_core modules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from typing import Any
+
+import streamlit as st
+
+from .data import Dataset, load_dataset
+from .distill import DistillContext
+from .jobs import JobQueue
+from .model import ModelConfig
+from .run_store import RunStore
+from .studio import default_dataset
+from .training import TrainConfig
+
+DATASET_KEY = "dataset_spec"
+
+
+def setup_page(title: str) -> None:
+    st.set_page_config(page_title=f"{title} · FOSTER Studio", layout="wide")
+
+
+def current_dataset_spec() -> str:
+    """The dataset chosen on the Home page (kept for the session; a new session starts from the default)."""
+    if DATASET_KEY not in st.session_state:
+        st.session_state[DATASET_KEY] = default_dataset()
+    return st.session_state[DATASET_KEY]
+
+
+@st.cache_resource(show_spinner="Loading the dataset...")
+def cached_dataset(spec: str) -> Dataset:
+    return load_dataset(spec)
+
+
+@st.cache_resource(show_spinner="Encoding item texts (cached on disk after the first time)...")
+def cached_context(spec: str, model_json: str, expert_json: str) -> DistillContext:
+    """The distillation context of a run's settings; its expert is loaded lazily from the disk cache."""
+    from .experiment import build_context
+
+    return build_context(cached_dataset(spec), ModelConfig(**json.loads(model_json)),
+                         TrainConfig(**json.loads(expert_json)))
+
+
+def context_for_run(config: dict, spec: str) -> DistillContext:
+    model = {f.name: config.get("model", {}).get(f.name, f.default) for f in fields(ModelConfig)}
+    expert = {f.name: config.get("expert", {}).get(f.name, f.default) for f in fields(TrainConfig)}
+    return cached_context(spec, json.dumps(model, sort_keys=True), json.dumps(expert, sort_keys=True))
+
+
+def run_store() -> RunStore:
+    return RunStore()
+
+
+def job_queue() -> JobQueue:
+    return JobQueue()
+
+
+def sidebar() -> None:
+    """The dataset in use and any job at work, on every page."""
+    with st.sidebar:
+        st.caption(f"Dataset: **{current_dataset_spec()}**  \nRuns: `{run_store().root}`")
+        active = job_queue().active()
+        if active:
+            st.info(f"{len(active)} job(s) queued or running — see **Distill**.")
+
+
+def dataclass_inputs(config: Any, key_prefix: str, choices: dict[str, list[str]] | None = None,
+                     skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One input per field of a dataclass config, defaults taken from `config`; returns the edited values."""
+    choices = choices or {}
+    values = asdict(config)
+    edited = {}
+    columns = st.columns(3)
+    for index, f in enumerate(x for x in fields(config) if x.name not in skip):
+        column = columns[index % 3]
+        value, key = values[f.name], f"{key_prefix}_{f.name}"
+        if f.name in choices:
+            options = choices[f.name]
+            edited[f.name] = column.selectbox(f.name, options, index=options.index(value), key=key)
+        elif isinstance(value, bool):
+            edited[f.name] = column.checkbox(f.name, value=value, key=key)
+        elif isinstance(value, int):
+            edited[f.name] = int(column.number_input(f.name, value=value, step=1, key=key))
+        elif isinstance(value, float):
+            edited[f.name] = float(column.number_input(f.name, value=value, format="%g", key=key))
+        elif isinstance(value, str):
+            edited[f.name] = column.text_input(f.name, value=value, key=key)
+    return edited

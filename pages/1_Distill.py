@@ -1,0 +1,163 @@
+"""Distill: pick a method and budget (or a budget sweep), start a background job, watch it live."""
+
+import plotly.express as px
+import streamlit as st
+
+from foster_core.benchmark import StudentConfig
+from foster_core.data import DataError
+from foster_core.distill import METHODS, DistillConfig
+from foster_core.jobs import ACTIVE, default_threads
+from foster_core.run_store import RunNotFound
+from foster_core.studio import PRESETS, format_seconds, job_spec, loss_frame, run_progress
+from foster_core.training import TrainConfig
+from foster_core.ui import (cached_dataset, current_dataset_spec, dataclass_inputs, job_queue, run_store, setup_page,
+                            sidebar)
+
+setup_page("Distill")
+st.title("Distill")
+st.write("Turn the real training sequences into a small synthetic set. The work runs in the background, one job at "
+         "a time on this machine: you can leave this page, refresh the browser or open another tab and come back.")
+sidebar()
+queue, store = job_queue(), run_store()
+spec = current_dataset_spec()
+
+
+def show_job(job) -> None:
+    """Status, progress with ETA, live loss curves and a Stop button for one job."""
+    state = job.state
+    status = state.get("status")
+    job_spec_ = job.spec
+    st.markdown(f"**Job {job.id}** · {job_spec_.preset} preset · methods {', '.join(job_spec_.methods)} · "
+                f"budgets {', '.join(map(str, job_spec_.budgets))} · dataset `{job_spec_.dataset}`")
+    if status == "queued":
+        st.info(queue.waiting_message(job))
+    elif status in ("preparing", "running"):
+        st.caption(f"{status}: {state.get('message', '')}")
+    elif status == "failed":
+        st.error(f"The job failed: {state.get('message', '')}")
+        with st.expander("Worker log"):
+            st.code(job.log[-4000:] or "(empty)")
+    elif status in ("stopped", "interrupted"):
+        st.warning(f"{status}: {state.get('message', '')}")
+    else:
+        st.success(f"Finished: {len(job.run_ids)} run(s). See **Compare** for the metrics and **Explore** for the data.")
+    total = state.get("total_runs", len(job_spec_.pairs()))
+    done = min(state.get("done_runs", 0), total)
+    if status in ACTIVE:
+        st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
+    run_id = job.current_run_id or (job.run_ids[-1] if job.run_ids else None)
+    if run_id:
+        try:
+            run = store.get(run_id)
+        except RunNotFound:
+            return
+        progress = run_progress(run)
+        label = f"{run.config.get('method')} n={run.config.get('budget')}: {progress.text}"
+        if progress.eta_seconds is not None:
+            label += f" · about {format_seconds(progress.eta_seconds)} left"
+        if progress.fraction is not None:
+            st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
+        else:
+            st.caption(label)
+        frame = loss_frame(progress.loss_records)
+        if not frame.empty:
+            figure = px.line(frame, x="step", y="value", facet_col="term", facet_col_wrap=4, markers=True,
+                             title=f"Loss terms of run {run.id} (live)")
+            figure.update_yaxes(matches=None, showticklabels=True, title=None)
+            figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+            figure.update_layout(height=420, showlegend=False, margin=dict(t=60, b=10))
+            st.plotly_chart(figure, width="stretch", key=f"loss_{run.id}")
+        elif run.config.get("method") not in ("foster", "bptt"):
+            st.caption("This method selects real sequences: it has no loss curve, only an evaluation.")
+    if status in ACTIVE and st.button("Stop", key=f"stop_{job.id}", type="secondary"):
+        job.request_stop(store)
+        st.toast("Stop requested: the run stops at its next step.")
+
+
+jobs = queue.jobs()
+active = [job for job in jobs if job.status in ACTIVE]
+shown = active or jobs[:1]  # the newest job stays visible after it ends, so its result is not lost
+st.session_state["distill_was_active"] = bool(active)
+
+
+@st.fragment(run_every=2.0 if active else None)
+def live_jobs() -> None:
+    for job in shown:
+        with st.container(border=True):
+            show_job(job)
+    # A job ended since the last full run: rerun the page so polling stops and the form refreshes.
+    if active and not any(job.status in ACTIVE for job in shown):
+        st.rerun()
+
+
+if shown:
+    st.subheader("Current job" if active else "Last job")
+    live_jobs()
+
+st.subheader("New job")
+try:
+    dataset = cached_dataset(spec)
+except DataError as exc:
+    st.error(str(exc))
+    st.stop()
+st.caption(f"Dataset: **{dataset.name}** ({dataset.num_users:,} users, {dataset.num_items:,} items). "
+           "Change it on the Home page.")
+
+preset_name = st.radio("Preset", list(PRESETS), horizontal=True, key="preset",
+                       format_func=lambda p: {"quick": "Quick (≈2 min, indicative)", "standard": "Standard (library defaults)"}.get(p, p))
+preset = PRESETS[preset_name]
+st.caption(preset.description)
+methods = sorted(METHODS)
+left, mid, right = st.columns(3)
+method = left.selectbox("Method", methods, index=methods.index(preset.methods[0]), key="method",
+                        help="foster: learned soft sequences; random/longest/kcenter/herding: real sequences; "
+                             "teacher: real sequences with the expert's soft labels; bptt: unrolled bi-level.")
+baselines = mid.multiselect("Also run (same budget, for comparison)", [m for m in methods if m != method],
+                            default=[m for m in preset.methods[1:] if m != method], key="baselines")
+budget = right.number_input("Budget (synthetic sequences)", min_value=1, value=preset.budgets[0], step=1, key="budget")
+sweep = st.text_input("Budget sweep (optional): several budgets separated by commas, e.g. 10, 20, 50 — "
+                      "one click runs every method at each", key="sweep")
+
+with st.expander("Advanced settings"):
+    st.markdown("**Distillation** (DistillConfig)")
+    distill_values = dataclass_inputs(preset.distill, f"distill_{preset_name}", choices={
+        "init_selection": ["random", "longest", "kcenter", "herding"], "s_update": ["penalty", "alignment"],
+        "device": ["auto", "cpu", "cuda"]})
+    st.markdown("**Evaluation students** (StudentConfig)")
+    s_left, s_mid, s_right = st.columns(3)
+    seeds = s_left.number_input("students (seeds)", 1, 10, len(preset.student.seeds), key=f"seeds_{preset_name}")
+    student_epochs = s_mid.number_input("student epochs (max)", 1, 5000, preset.student.epochs,
+                                        key=f"student_epochs_{preset_name}")
+    student_patience = s_right.number_input("student patience", 1, 5000, preset.student.patience,
+                                            key=f"student_patience_{preset_name}")
+    st.markdown("**Expert and full-data reference** (TrainConfig)")
+    e_left, e_mid, e_right = st.columns(3)
+    expert_epochs = e_left.number_input("expert epochs (max)", 1, 1000, preset.expert.epochs,
+                                        key=f"expert_epochs_{preset_name}")
+    threads = e_mid.number_input("worker CPU threads", 1, 64, default_threads(), key="threads",
+                                 help="Torch threads of the background worker; one core is left to the app.")
+    reference = e_right.checkbox("full-data reference", value=preset.reference, key=f"reference_{preset_name}",
+                                 help="Train on all training data too (cached), for the ratio to full on Compare.")
+
+try:
+    budgets = sorted({int(b) for b in sweep.replace(";", ",").split(",") if b.strip()}) or [int(budget)]
+    distill_cfg = DistillConfig(**distill_values)
+    student_cfg = StudentConfig(**{**preset.student.__dict__, "seeds": tuple(range(int(seeds))),
+                                   "epochs": int(student_epochs), "patience": int(student_patience)})
+    expert_cfg = TrainConfig(**{**preset.expert.__dict__, "epochs": int(expert_epochs)})
+    settings_error = None
+except ValueError as exc:
+    settings_error = f"Check the settings: {exc}"
+if settings_error:
+    st.error(settings_error)
+else:
+    run_list = [method] + list(baselines)
+    st.caption(f"{len(run_list) * len(budgets)} run(s): {', '.join(run_list)} × budgets {', '.join(map(str, budgets))}"
+               + (" + the full-data reference" if reference else ""))
+    if active:
+        st.caption(f"A job is already working: a new one waits in the queue behind it.")
+    if st.button("Start", type="primary", key="start"):
+        job = queue.submit(job_spec(spec, preset, run_list, budgets, distill_cfg, student_cfg, expert_cfg,
+                                    preset_name, int(threads), bool(reference)))
+        st.session_state["job_id"] = job.id
+        st.rerun()

@@ -1,0 +1,111 @@
+"""Explore: real and synthetic sequences on one map; a synthetic sequence position by position, with texts."""
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from foster_core.data import DataError
+from foster_core.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame, nearest_real_sequences,
+                                    popularity_profile, position_table)
+from foster_core.studio import resolve_dataset_spec
+from foster_core.synthetic import SyntheticData
+from foster_core.ui import context_for_run, run_store, setup_page, sidebar
+
+setup_page("Explore")
+st.title("Explore")
+st.write("Each dot is a user sequence. Grey dots are real training sequences, coloured ones the synthetic sequences "
+         "of a run. Synthetic data that covers the map like the real data does tends to train better recommenders.")
+sidebar()
+store = run_store()
+runs = [r for r in store.list() if r.synthetic_path.is_file() and r.config.get("method") != "full"]
+if not runs:
+    st.info("No synthetic data yet: start a run on the **Distill** page.")
+    st.stop()
+
+labels = {r.id: f"{r.config.get('method')} n={r.config.get('budget')} · {r.config.get('dataset')} · {r.id}" for r in runs}
+run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="explore_run")
+run = store.get(run_id)
+try:
+    spec = resolve_dataset_spec(run.config)
+    context = context_for_run(run.config, spec)
+except DataError as exc:
+    st.error(str(exc))
+    st.stop()
+synthetic = SyntheticData.load(run.synthetic_path)
+
+spaces = ["text", "hidden"] if expert_is_cached(context) else ["text"]
+left, right = st.columns([2, 1])
+space = left.radio("Embedding space", spaces, horizontal=True, key="explore_space",
+                   format_func={"text": "text (expected item-text embedding)",
+                                "hidden": "recommender hidden state (the expert)"}.get)
+max_real = right.number_input("Real sequences on the map (sampled beyond this)", 100, 20000, 2000, step=500,
+                              key="explore_max_real")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_map(run_id: str, space: str, max_real: int):
+    return map_frame(context, synthetic, space, MapConfig(max_real=max_real))
+
+
+with st.spinner("Fitting UMAP (the very first fit compiles with numba and takes several seconds; then it is cached)..."):
+    frame, real_emb, syn_emb = cached_map(run_id, space, int(max_real))
+real_rows, syn_rows = frame[frame.source == "real"], frame[frame.source == "synthetic"]
+st.caption(f"{len(real_rows):,} of {len(context.train):,} real sequences shown"
+           + (" (a random sample)" if len(real_rows) < len(context.train) else "")
+           + f"; {len(syn_rows)} synthetic. Click a coloured dot, or lasso/box-select several, to inspect one.")
+
+figure = go.Figure()
+figure.add_trace(go.Scattergl(x=real_rows.x, y=real_rows.y, mode="markers", name="real",
+                              marker=dict(size=5, color="rgba(140,140,140,0.45)"),
+                              customdata=real_rows["index"], text=real_rows.hover,
+                              hovertemplate="real #%{customdata}<br>%{text}<extra></extra>"))
+figure.add_trace(go.Scattergl(x=syn_rows.x, y=syn_rows.y, mode="markers", name="synthetic",
+                              marker=dict(size=11, color="#e4572e", line=dict(width=1, color="white")),
+                              customdata=syn_rows["index"], text=syn_rows.hover,
+                              hovertemplate="synthetic #%{customdata}<br>%{text}<extra></extra>"))
+figure.update_layout(height=520, margin=dict(t=30, b=10), dragmode="lasso",
+                     xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
+                     title=f"UMAP of {space} embeddings")
+event = st.plotly_chart(figure, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                        key="explore_map")
+
+picked = [int(p["customdata"]) for p in (event.selection.points if event else [])
+          if p.get("curve_number") == 1 and "customdata" in p]
+if picked:
+    st.session_state["explore_selected"] = picked[0]
+    if len(picked) > 1:
+        st.caption(f"{len(picked)} synthetic sequences selected; showing the first. Pick another below.")
+options = list(range(synthetic.num_sequences))
+selected = st.session_state.get("explore_selected", 0)
+selected = st.selectbox("Synthetic sequence", options, index=options.index(selected) if selected in options else 0,
+                        format_func=lambda j: f"#{j}: {syn_rows[syn_rows['index'] == j].hover.iloc[0]}",
+                        key=f"explore_pick_{run_id}_{selected}")
+st.session_state["explore_selected"] = selected
+
+st.subheader(f"Synthetic sequence #{selected}, position by position")
+st.caption("Each position is a distribution over items: the most probable input items with their probabilities, "
+           "the next-item label distribution, and the real items whose texts are nearest to the position's "
+           "expected text embedding (cosine similarity).")
+table = position_table(context, synthetic, selected)
+st.dataframe(table.drop(columns=["top input item", "top input p"]), hide_index=True, width="stretch",
+             row_height=80)
+
+st.subheader("Nearest real sequences")
+real_indices = real_rows["index"].to_numpy()
+st.dataframe(nearest_real_sequences(context, real_emb, real_indices, syn_emb[selected]), hide_index=True,
+             width="stretch")
+
+st.subheader("Item popularity and catalogue coverage")
+summary = coverage_summary(context, synthetic)
+cols = st.columns(len(summary))
+for col, (name, value) in zip(cols, summary.items()):
+    col.metric(name, f"{value:.1%}" if isinstance(value, float) else f"{value:,}")
+profile = popularity_profile(context, synthetic)
+bars = px.bar(profile, x="popularity group", y="share", color="source", barmode="group",
+              color_discrete_map={"real": "#8c8c8c", "synthetic": "#e4572e"},
+              title="Share of interactions (real) and of probability mass (synthetic) by item popularity group")
+bars.update_layout(height=360, yaxis_tickformat=".0%", margin=dict(t=50, b=10))
+st.plotly_chart(bars, width="stretch")
+st.caption(f"Popularity groups are tenths of the catalogue ranked by training interactions. "
+           f"Mean top-input probability in this sequence: {np.mean(table['top input p']):.2f}.")

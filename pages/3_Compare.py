@@ -1,0 +1,86 @@
+"""Compare: recommender metrics of every run side by side, metric vs budget, and what each run cost."""
+
+import plotly.express as px
+import streamlit as st
+
+from foster_core.studio import compare_table, mean_std
+from foster_core.ui import cached_dataset, current_dataset_spec, run_store, setup_page, sidebar
+
+setup_page("Compare")
+st.title("Compare")
+st.write("Each run trains fresh recommenders on its synthetic data alone and tests them on held-out last items "
+         "(full ranking over all items). *Ratio to full* compares with training on all the real training data.")
+sidebar()
+store = run_store()
+table = compare_table(store)
+if table.empty:
+    st.info("No runs yet: start one on the **Distill** page.")
+    st.stop()
+
+datasets = sorted(table["dataset"].dropna().unique().tolist())
+try:
+    current = cached_dataset(current_dataset_spec()).name
+except Exception:  # a broken dataset choice must not hide the runs that exist
+    current = None
+dataset = st.selectbox("Dataset", datasets, index=datasets.index(current) if current in datasets else 0,
+                       key="compare_dataset")
+rows = table[table["dataset"] == dataset].reset_index(drop=True)
+if (rows["preset"] == "quick").any():
+    st.warning("Rows from the **quick** preset are indicative only: a briefly trained expert, few distillation "
+               "steps, one student and a short full-data reference. Use the standard preset for numbers to report.")
+
+finished = rows[rows["status"] == "finished"]
+metrics = [m for m in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if m in rows]
+shown = rows[["run", "method", "budget", "preset", "status"]].copy()
+for metric in metrics:
+    shown[f"{metric} (mean ± std)"] = mean_std(rows, metric)
+for column in ("ndcg@10 / full", "recall@10 / full", "recall@20 / full"):
+    if column in rows:
+        shown[column] = rows[column]
+for column in ("seeds", "distill s", "student train s", "full-data train s", "coverage", "popular share"):
+    if column in rows:
+        shown[column] = rows[column]
+st.subheader("Side-by-side metrics (test split)")
+st.caption("Select rows to draw only those runs, or to delete them. *student train s*: time to train one "
+           "recommender on the synthetic data; *full-data train s*: the same on all training data.")
+selection = st.dataframe(
+    shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="compare_rows",
+    column_config={
+        "budget": st.column_config.NumberColumn(format="%d"),
+        **{c: st.column_config.NumberColumn(format="%.2f×") for c in ("ndcg@10 / full", "recall@10 / full",
+                                                                    "recall@20 / full")},
+        **{c: st.column_config.NumberColumn(format="%.1f") for c in ("distill s", "student train s",
+                                                                   "full-data train s")},
+        **{c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "popular share")},
+    })
+picked_rows = selection.selection.rows if selection else []
+picked = rows.iloc[picked_rows] if picked_rows else finished
+
+st.subheader("Metric vs budget")
+metric = st.selectbox("Metric", metrics or ["ndcg@10"], key="compare_metric")
+curves = picked[(picked["method"] != "full") & picked[metric].notna()] if metric in picked else picked.iloc[0:0]
+if curves.empty:
+    st.caption("No finished distillation runs to draw yet.")
+else:
+    curves = curves.groupby(["method", "budget"], as_index=False).agg(
+        mean=(metric, "mean"), std=(f"{metric} std", "mean")).sort_values("budget")
+    figure = px.line(curves, x="budget", y="mean", error_y="std", color="method", markers=True,
+                     labels={"mean": metric, "budget": "budget (synthetic sequences)"})
+    full = picked[(picked["method"] == "full") & picked[metric].notna()] if metric in picked else picked.iloc[0:0]
+    if full.empty:
+        full = finished[(finished["method"] == "full")]
+    if not full.empty and metric in full:
+        figure.add_hline(y=float(full[metric].iloc[0]), line_dash="dash", annotation_text="full data")
+    figure.update_layout(height=420, margin=dict(t=30, b=10))
+    st.plotly_chart(figure, width="stretch", key="compare_chart")
+
+st.subheader("Delete runs")
+deletable = rows[rows["status"] != "running"]["run"].tolist()
+doomed = st.multiselect("Runs to delete", deletable,
+                        default=[r for r in rows.iloc[picked_rows]["run"].tolist() if r in deletable] if picked_rows else [],
+                        key="compare_delete")
+if doomed and st.button(f"Delete {len(doomed)} run(s)", type="secondary", key="compare_delete_button"):
+    for run_id in doomed:
+        store.delete(run_id)
+    st.toast(f"Deleted {len(doomed)} run(s).")
+    st.rerun()

@@ -1,0 +1,33 @@
+"""Export: download a run's synthetic data in every format the library writes, with its config and metrics."""
+
+import pandas as pd
+import streamlit as st
+
+from foster_core.studio import export_files
+from foster_core.ui import run_store, setup_page, sidebar
+
+setup_page("Export")
+st.title("Export")
+st.write("Take the synthetic data elsewhere: as tensors, as a readable table with item texts, or as plain "
+         "interactions for any recommender library (generic CSV or RecBole).")
+sidebar()
+store = run_store()
+runs = [r for r in store.list() if r.synthetic_path.is_file()]
+if not runs:
+    st.info("Nothing to export yet: finish a run on the **Distill** page.")
+    st.stop()
+labels = {r.id: f"{r.config.get('method')} n={r.config.get('budget')} · {r.config.get('dataset')} · "
+                f"{r.status.get('status')} · {r.id}" for r in runs}
+run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="export_run")
+run = store.get(run_id)
+
+for entry in export_files(run):
+    left, right = st.columns([1, 2])
+    left.download_button(entry.filename, entry.path.read_bytes(), file_name=f"{run.id}-{entry.filename}",
+                         mime=entry.mime, key=f"download_{entry.filename}", width="stretch")
+    right.caption(entry.description)
+
+top_items = run.path / "synthetic_top_items.csv"
+if top_items.is_file():
+    st.subheader("Preview: synthetic_top_items.csv")
+    st.dataframe(pd.read_csv(top_items, nrows=200), hide_index=True, width="stretch")
