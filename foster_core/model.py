@@ -110,6 +110,13 @@ class TextSASRec(nn.Module):
     def num_items(self) -> int:
         return self.text_embeddings.shape[0]
 
+    def replace_text_embeddings(self, text_embeddings: torch.Tensor) -> None:
+        """Swap in a new text table of the same shape (an encoder being fine-tuned has moved), on the model's device."""
+        if tuple(text_embeddings.shape) != tuple(self.text_embeddings.shape):
+            raise ValueError(f"text embeddings {tuple(text_embeddings.shape)} must keep the shape "
+                             f"{tuple(self.text_embeddings.shape)}")
+        self.text_embeddings = text_embeddings.detach().float().to(self.text_embeddings.device)
+
     def item_embeddings(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """(M, d) for the whole catalogue, or (N, d) for the given item ids."""
         text = self.text_embeddings if items is None else self.text_embeddings[items]

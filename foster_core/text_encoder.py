@@ -84,11 +84,8 @@ class TextEncoder:
         return embeddings
 
     def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
-        path = self.config.model_path or bundled_model_path()
-        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self._model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
+        self._tokenizer, self._model = load_hf_encoder(self.config.model_path, self.device)
+        self._model.eval()
 
     @torch.no_grad()
     def _encode_uncached(self, texts: list[str], progress: ProgressCallback | None) -> np.ndarray:
@@ -104,9 +101,7 @@ class TextEncoder:
                 max_length=self.config.max_length, return_tensors="pt",
             ).to(self.device)
             tokens = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+            pooled = mean_pool_normalise(tokens, batch["attention_mask"]).float().cpu().numpy()
             if out is None:
                 out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             out[index] = pooled
@@ -115,6 +110,27 @@ class TextEncoder:
         if out is None:
             raise ValueError("No texts to encode.")
         return out
+
+
+def load_hf_encoder(model_path: str | Path | None = None, device: torch.device | str = "cpu"):
+    """(tokenizer, model) of a local Hugging Face encoder folder (None = the bundled MiniLM-L6), offline.
+
+    The weights are used in fp32 whatever the folder stores: a half-precision copy of the model (smaller to
+    carry to another machine) then computes like the original, up to the rounding of its weights.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path = model_path or bundled_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).float().to(device)
+    return tokenizer, model
+
+
+def mean_pool_normalise(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sentence embeddings: the mean of the real tokens' last hidden states, L2-normalised."""
+    mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+    pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:

@@ -23,7 +23,7 @@ from .atomic import atomic_write
 from .data import PAD_ID, Split, pad_left
 from .evaluation import evaluate_model
 from .model import ModelConfig, TextSASRec
-from .runtime import resolve_device, seed_everything
+from .runtime import autocast, check_precision, resolve_device, seed_everything
 
 EpochCallback = Callable[[dict], None]
 SELECTION_METRIC = "ndcg@10"
@@ -39,6 +39,16 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validation checks (many tiny epochs on synthetic data)
     seed: int = 0
     device: str = "auto"
+    # "fp32", or "bf16" autocast of the forward passes on CUDA (refused on the CPU; see runtime.check_precision).
+    precision: str = "fp32"
+    # Stop after the first epoch that ends past this many seconds of training; 0 = no limit. For runs that
+    # must fit a time budget (the GPU benchmark); the best epoch so far is restored as usual.
+    time_limit_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+        if self.time_limit_s < 0:
+            raise ValueError(f"time_limit_s must be 0 (no limit) or positive, not {self.time_limit_s}")
 
 
 @dataclass
@@ -132,6 +142,7 @@ def fit(
     """The one training loop. Without a split it runs all epochs and keeps the last weights."""
     generator = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     model = TextSASRec(torch.as_tensor(text_embeddings), model_cfg).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     checkpoints: list[Path] = []
@@ -145,7 +156,8 @@ def fit(
         model.train()
         losses = []
         for batch in _batches(tensors, cfg.batch_size, generator):
-            loss = batch_loss(model, tuple(t.to(device) for t in batch))
+            with autocast(device, cfg.precision):
+                loss = batch_loss(model, tuple(t.to(device) for t in batch))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"Training loss became {loss.item()} at epoch {epoch}; lower the learning rate.")
             optimiser.zero_grad(set_to_none=True)
@@ -165,6 +177,9 @@ def fit(
         if callback:
             callback(record)
         if split is not None and epoch - best_epoch >= cfg.patience:
+            break
+        if cfg.time_limit_s and record["seconds"] >= cfg.time_limit_s:
+            record["stopped"] = "time_limit_s"
             break
 
     if best_state is not None:
