@@ -62,15 +62,31 @@ def real_embeddings(context: DistillContext, indices: np.ndarray, space: str) ->
 
 @torch.no_grad()
 def synthetic_embeddings(context: DistillContext, synthetic: SyntheticData, space: str) -> np.ndarray:
-    """(n, d) unit vectors for synthetic sequences, comparable with `real_embeddings` in the same space."""
+    """(n, d) unit vectors for synthetic sequences, comparable with `real_embeddings` in the same space.
+
+    A synthetic sequence is its inputs followed by its last label, as a real training sequence is its
+    inputs followed by its last target; a real sequence stored as synthetic data lands on itself."""
+    last_label = _last_label(synthetic)  # (n, K) items and probs of the last real position's label
     if space == "hidden":
         expert = context.expert()
         table = expert.item_embeddings()
         tokens = (synthetic.input_probs.float().unsqueeze(-1) * table[synthetic.input_items]).sum(-2)
-        return _unit(expert.forward_tokens(tokens, synthetic.mask)[:, -1])
+        final = (last_label[1].float().unsqueeze(-1) * table[last_label[0]]).sum(-2)
+        tokens = torch.cat([tokens, final.unsqueeze(1)], dim=1)  # left padding keeps real positions last
+        timeline = torch.cat([synthetic.mask, torch.ones(len(tokens), 1, dtype=torch.bool)], dim=1)
+        return _unit(expert.forward_tokens(tokens[:, -context.model_cfg.max_len:],
+                                           timeline[:, -context.model_cfg.max_len:])[:, -1])
+    text = context.text_embeddings.float()
     per_position = position_text_embeddings(context, synthetic)  # (n, L, d)
     mask = synthetic.mask.unsqueeze(-1).float()
-    return _unit((per_position * mask).sum(1) / mask.sum(1).clamp(min=1))
+    final = (last_label[1].float().unsqueeze(-1) * text[last_label[0]]).sum(-2)
+    return _unit(((per_position * mask).sum(1) + final) / (mask.sum(1) + 1))
+
+
+def _last_label(synthetic: SyntheticData) -> tuple[torch.Tensor, torch.Tensor]:
+    last = synthetic.mask.long().cumsum(1).argmax(1)  # the last real position of each sequence
+    rows = torch.arange(synthetic.num_sequences)
+    return synthetic.label_items[rows, last], synthetic.label_probs[rows, last]
 
 
 def position_text_embeddings(context: DistillContext, synthetic: SyntheticData, which: str = "input") -> torch.Tensor:

@@ -87,11 +87,14 @@ def save_upload(interactions_name: str, interactions: bytes, items_name: str, it
 def upload_error_message(error: Exception, folder: Path, interactions_name: str, items_name: str) -> str:
     """The loader's message, naming the files the person uploaded rather than our copies of them."""
     message = str(error)
-    for saved in sorted(folder.iterdir(), key=lambda p: -len(str(p))):
-        original = interactions_name if saved.stem in ("interactions", "upload") and saved.suffix in (
-            ".csv", ".tsv", ".parquet", ".inter") else items_name
-        message = message.replace(str(saved), original)
-    return message.replace(str(folder), "upload")
+    saved = {p: (interactions_name if p.suffix == ".inter" or p.stem == "interactions" else items_name)
+             for p in folder.iterdir()}
+    for path, original in saved.items():
+        message = message.replace(str(path), original)
+    message = message.replace(str(folder), "upload")
+    for path, original in saved.items():  # the loader may name a file by its bare name
+        message = message.replace(path.name, original)
+    return message
 
 
 # ----------------------------------------------------------------------------- dataset profile

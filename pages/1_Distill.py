@@ -1,10 +1,13 @@
 """Distill: pick a method and budget (or a budget sweep), start a background job, watch it live."""
 
+from dataclasses import fields
+
 import plotly.express as px
 import streamlit as st
 
 from foster_core.benchmark import StudentConfig
 from foster_core.data import DataError
+import foster_core.distill as distill_module
 from foster_core.distill import METHODS, DistillConfig
 from foster_core.jobs import ACTIVE, default_threads
 from foster_core.run_store import RunNotFound
@@ -120,9 +123,10 @@ sweep = st.text_input("Budget sweep (optional): several budgets separated by com
 
 with st.expander("Advanced settings"):
     st.markdown("**Distillation** (DistillConfig)")
+    selections = list(getattr(distill_module, "SELECTIONS", ("random", "longest", "kcenter", "herding")))
     distill_values = dataclass_inputs(preset.distill, f"distill_{preset_name}", choices={
-        "init_selection": ["random", "longest", "kcenter", "herding"], "s_update": ["penalty", "alignment"],
-        "device": ["auto", "cpu", "cuda"]})
+        **{f.name: selections for f in fields(DistillConfig) if f.name.endswith("_selection")},
+        "s_update": ["penalty", "alignment"], "device": ["auto", "cpu", "cuda"]})
     st.markdown("**Evaluation students** (StudentConfig)")
     s_left, s_mid, s_right = st.columns(3)
     seeds = s_left.number_input("students (seeds)", 1, 10, len(preset.student.seeds), key=f"seeds_{preset_name}")

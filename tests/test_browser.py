@@ -1,0 +1,136 @@
+"""A real browser against `streamlit run app.py`: every page renders its charts without a Streamlit exception.
+
+Headless Debian chromium driven by Playwright for Python (Playwright's own browser download does not work on
+these machines). Screenshots go to test-artifacts/screenshots/. With FOSTER_SCREENSHOTS_TO_ASSETS=1 they are
+also copied to assets/screenshots/ for the README; FOSTER_BROWSER_DATASET and FOSTER_BROWSER_RUNS_DIR point
+the app at an existing dataset and run store (the README's pictures use MovieLens) instead of tiny data.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from foster_core.jobs import JobQueue, JobSpec
+
+from conftest import cyclic_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+ASSETS = ROOT / "assets" / "screenshots"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# (url path, screenshot name, plotly charts the page must draw)
+PAGES = [("", "home", 2), ("Distill", "distill", 1), ("Explore", "explore", 2), ("Compare", "compare", 1),
+         ("Export", "export", 0)]
+
+if not CHROMIUM.is_file():
+    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (scripts/test.sh installs it with apt-get)",
+                allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A streamlit server on a free local port, over tiny data with one finished quick job (or the given data)."""
+    root = tmp_path_factory.mktemp("browser")
+    env = {**os.environ, "FOSTER_CACHE_DIR": os.environ.get("FOSTER_BROWSER_CACHE_DIR", str(root / "cache")),
+           "FOSTER_JOB_THREADS": "1"}
+    if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
+        env["FOSTER_RUNS_DIR"] = os.environ["FOSTER_BROWSER_RUNS_DIR"]
+        env["FOSTER_DATASET"] = os.environ.get("FOSTER_BROWSER_DATASET", "movielens")
+        env["FOSTER_CACHE_DIR"] = os.environ.get("FOSTER_BROWSER_CACHE_DIR", os.environ.get("HOME", "") + "/.cache/foster_studio")
+    else:
+        interactions, items = cyclic_tables()
+        (root / "tiny").mkdir()
+        interactions.to_csv(root / "tiny" / "interactions.csv", index=False)
+        items.to_csv(root / "tiny" / "items.csv", index=False)
+        env.update(FOSTER_RUNS_DIR=str(root / "runs"), FOSTER_DATASET=str(root / "tiny"))
+        previous = os.environ.get("FOSTER_CACHE_DIR")
+        os.environ["FOSTER_CACHE_DIR"] = env["FOSTER_CACHE_DIR"]  # the worker inherits it
+        try:
+            queue = JobQueue(root / "runs")
+            job = queue.submit(JobSpec(dataset=str(root / "tiny"), methods=["foster", "random"], budgets=[5],
+                                       distill={"steps": 20, "log_every": 2, "select_every": 0, "reset_every": 10},
+                                       student={"seeds": [0], "epochs": 20, "eval_every": 5},
+                                       expert={"epochs": 5}, preset="quick", threads=1))
+            assert queue.wait(job, timeout=240)["status"] == "finished", job.log[-3000:]
+        finally:
+            if previous is None:
+                os.environ.pop("FOSTER_CACHE_DIR", None)
+            else:
+                os.environ["FOSTER_CACHE_DIR"] = previous
+    port = free_port()
+    log = open(root / "streamlit.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail(f"streamlit did not start:\n{(root / 'streamlit.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def wait_until_drawn(page, charts: int, timeout_ms: int = 120_000) -> None:
+    """Streamlit's script finished (no running indicator) and the page's plotly charts have their SVG."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        """(charts) => {
+            const running = document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]')
+                || document.querySelector('[data-testid="stSkeleton"]');
+            const drawn = document.querySelectorAll('.js-plotly-plot .main-svg').length;
+            const exception = document.querySelector('[data-testid="stException"]');
+            return exception || (!running && drawn >= charts && document.querySelector('h1'));
+        }""", arg=charts * 2 if charts else 0, timeout=timeout_ms, polling=500)
+    page.wait_for_timeout(1500)  # let plotly finish its transitions before the screenshot
+
+
+def test_every_page_draws_its_charts_without_an_exception(app_url):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for path, name, charts in PAGES:
+                page.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
+                wait_until_drawn(page, charts)
+                exceptions = page.locator('[data-testid="stException"]')
+                assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
+                assert page.locator("h1").first.inner_text().strip() in ("FOSTER Studio", path)
+                page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        finally:
+            browser.close()
+    if os.environ.get("FOSTER_SCREENSHOTS_TO_ASSETS") == "1":
+        ASSETS.mkdir(parents=True, exist_ok=True)
+        for _, name, _ in PAGES:
+            shutil.copyfile(SHOTS / f"{name}.png", ASSETS / f"{name}.png")

@@ -1,0 +1,74 @@
+"""The background job runner: one job at a time through a file lock, reattachable state, stop, failures."""
+
+import json
+import os
+
+import pytest
+
+from foster_core.jobs import Job, JobQueue, JobSpec, _QueueLock
+
+from conftest import cyclic_tables
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    interactions, items = cyclic_tables()
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    interactions.to_csv(folder / "interactions.csv", index=False)
+    items.to_csv(folder / "items.csv", index=False)
+    return folder
+
+
+def coreset_spec(folder, **changes) -> JobSpec:
+    spec = dict(dataset=str(folder), methods=["random"], budgets=[4], expert={"epochs": 2},
+                student={"seeds": [0], "epochs": 3, "eval_every": 1}, model={"hidden": 16, "blocks": 1, "heads": 1},
+                reference=False, threads=1)
+    return JobSpec(**{**spec, **changes})
+
+
+def test_a_job_runs_in_a_worker_and_records_its_runs_in_the_store(tmp_path, tiny_folder):
+    queue = JobQueue(tmp_path / "runs")
+    job = queue.submit(coreset_spec(tiny_folder, reference=True))
+    state = queue.wait(job, timeout=180)
+    assert state["status"] == "finished", job.log
+    runs = {queue.store.get(r).config["method"]: queue.store.get(r) for r in job.run_ids}
+    assert set(runs) == {"random", "full"}
+    assert runs["random"].results["test"]["ndcg@10"]["mean"] >= 0
+    assert runs["random"].config["job"] == job.id and runs["random"].config["dataset_spec"] == str(tiny_folder)
+    assert queue.active() == [] and queue.jobs()[0].id == job.id
+
+
+def test_a_second_job_waits_behind_the_holder_of_the_queue_and_can_be_cancelled(tmp_path, tiny_folder):
+    queue = JobQueue(tmp_path / "runs")
+    holder = queue.submit(coreset_spec(tiny_folder), start=False)
+    with _QueueLock(queue.root, holder):  # this test process plays the job that is working
+        waiting = queue.submit(coreset_spec(tiny_folder))
+        for _ in range(200):
+            if waiting.state.get("message", "").startswith("waiting"):
+                break
+            os.sched_yield()
+            import time; time.sleep(0.1)
+        assert waiting.status == "queued"
+        assert queue.waiting_message(waiting) == f"queued behind job {holder.id}: one run at a time on this machine"
+        waiting.request_stop(queue.store)
+        state = queue.wait(waiting, timeout=60)
+    assert state["status"] == "stopped" and waiting.run_ids == []
+
+
+def test_a_worker_that_died_reads_as_interrupted(tmp_path):
+    job = Job(tmp_path / "job")
+    job.path.mkdir()
+    (job.path / "job.json").write_text(json.dumps({"dataset": "x", "methods": ["random"], "budgets": [1]}))
+    job.update(status="running", pid=2**22 + 12345)  # no such process
+    assert job.status == "interrupted"
+
+
+def test_bad_input_fails_the_job_with_one_line_and_keeps_the_traceback_in_the_log(tmp_path, tiny_folder):
+    queue = JobQueue(tmp_path / "runs")
+    job = queue.submit(coreset_spec(tiny_folder, budgets=[10_000]))
+    state = queue.wait(job, timeout=180)
+    assert state["status"] == "failed" and "budget" in state["message"].lower()
+    assert "Traceback" in job.log
+    with pytest.raises(ValueError):
+        queue.submit(coreset_spec(tiny_folder, methods=[]))
