@@ -1,0 +1,554 @@
+"""One-shot GPU benchmark of foster_core: run once on a CUDA machine (via benchmarks/gpu_check.sh), or with
+--smoke on any CPU in under a minute (the same code paths on generated data and a tiny random encoder).
+
+Sections, each with its own time cap and all under one deadline (a section that would not fit is skipped
+and says so; a section that fails records its error and the others still run):
+
+- parity: the same tiny training run on the CPU and on the GPU; metrics within a stated tolerance;
+- data: load amazon_games, encode item texts (frozen MiniLM), build the distillation context;
+- full: full-data training time and test NDCG@10 (epochs and seconds capped);
+- expert + foster: FOSTER at n = 20 and 50 through benchmark.run_method: distill time, peak memory, test
+  NDCG@10, ratio to full, student training time vs full-data training time;
+- steps: one first-order FOSTER step vs one unrolled bi-level (bptt) step, same n, same model: seconds per
+  step and peak memory (benchmarks/step_cost.time_steps);
+- catalogue: a FOSTER step with a generated catalogue of 1M and 10M items at a fixed subset size;
+- finetune: frozen vs fine-tuned encoder: seconds per step (fp32, and bf16 on CUDA) and test NDCG@10 of
+  a short run of each (foster_core.finetune).
+
+Writes gpu_bench.json and gpu_bench.md into --out after every section (a run cut short keeps what it
+measured) and prints the markdown table last.
+
+    python benchmarks/gpu_bench.py --data DATA/amazon_games --encoder DATA/all-MiniLM-L6-v2 --out OUT
+    python benchmarks/gpu_bench.py --smoke --out /tmp/gpu_smoke
+    python benchmarks/gpu_bench.py --prepare .gpu      # copy data + an fp16 MiniLM into a folder to carry
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO, REPO / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from foster_core.data import DataConfig, Dataset, build_dataset, leave_one_out, load_dataset  # noqa: E402
+from foster_core.evaluation import evaluate_model  # noqa: E402
+from foster_core.model import ModelConfig, TextSASRec  # noqa: E402
+from foster_core.runtime import resolve_device, synchronize  # noqa: E402
+from foster_core.text_encoder import EncoderConfig  # noqa: E402
+from foster_core.training import TrainConfig, train_on_sequences  # noqa: E402
+
+# Caps for one H100 (the whole script must end within 8 minutes, pytest included) and for the CPU smoke run.
+GPU_PROFILE = dict(
+    budget_s=400, full_epochs=40, full_time_s=60, expert_epochs=30, expert_time_s=45, foster_steps=200,
+    select_epochs=50, budgets=[20, 50], student_seeds=1, student_epochs=150, student_patience=60,
+    student_eval_every=10, step_steps=20, unroll=[5, 20], catalogue_sizes=[1_000_000, 10_000_000],
+    catalogue_steps=10, catalogue_n=20, subset_size=512, ft_steps=20, ft_epochs=3, ft_steps_per_epoch=100, ft_time_s=45,
+    ft_max_length=32, ft_layers="all", parity_epochs=5, smoke_users=0, smoke_items=0,
+)
+SMOKE_PROFILE = dict(
+    budget_s=90, full_epochs=3, full_time_s=10, expert_epochs=3, expert_time_s=10, foster_steps=6,
+    select_epochs=5, budgets=[5, 10], student_seeds=1, student_epochs=10, student_patience=10,
+    student_eval_every=5, step_steps=4, unroll=[2], catalogue_sizes=[2_000, 8_000], catalogue_steps=2, catalogue_n=2,
+    subset_size=64, ft_steps=3, ft_epochs=2, ft_steps_per_epoch=3, ft_time_s=10, ft_max_length=16,
+    ft_layers="all", parity_epochs=3, smoke_users=150, smoke_items=300,
+)
+# Rough seconds a section needs on an H100 at the caps above; a section starts only if this much is left.
+# The smoke run scales them down by its budget.
+SECTION_SECONDS = dict(parity=10, data=30, full=75, expert=55, foster=45, steps=25, catalogue=30, finetune=80)
+# CPU/GPU parity tolerances (tiny data: one user of 40 moves NDCG@10 by up to 0.025).
+PARITY_LOSS_RTOL = 1e-3  # per-epoch training loss, same initialisation and batches, dropout off
+PARITY_METRIC_ATOL = 0.05  # validation/test NDCG@10 and Recall@10 after that training
+PARITY_EVAL_ATOL = 1e-4  # metrics of the very same weights evaluated on each device
+
+
+# ----------------------------------------------------------------------------- report plumbing
+
+
+class Report:
+    """Sections in order, written to JSON and markdown after each one."""
+
+    def __init__(self, out: Path, budget_s: float, meta: dict):
+        self.out = out
+        self.deadline = time.perf_counter() + budget_s
+        self.budget_s = budget_s
+        self.data: dict = {"meta": meta, "sections": {}}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def run(self, name: str, needs_s: float, fn: Callable[[], dict]) -> dict | None:
+        if self.remaining() < needs_s:
+            entry = {"status": "skipped", "reason": f"time budget: {self.remaining():.0f} s left, needs ~{needs_s:.0f} s"}
+            self.data["sections"][name] = entry
+            self.write()
+            print(f"[{name}] skipped: {entry['reason']}", flush=True)
+            return None
+        print(f"[{name}] start ({self.remaining():.0f} s left)", flush=True)
+        started = time.perf_counter()
+        try:
+            result = fn()
+            entry = {"status": "ok", **result}
+        except Exception as exc:  # one broken section must not cost the others their measurements
+            entry = {"status": "failed", "error": f"{exc.__class__.__name__}: {exc}",
+                     "traceback": traceback.format_exc(limit=8)}
+            result = None
+            print(entry["traceback"], flush=True)
+        entry["wall_s"] = round(time.perf_counter() - started, 2)
+        self.data["sections"][name] = entry
+        self.write()
+        print(f"[{name}] {entry['status']} in {entry['wall_s']} s", flush=True)
+        return result
+
+    def write(self) -> None:
+        self.data["meta"]["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        (self.out / "gpu_bench.json").write_text(json.dumps(self.data, indent=2, default=_jsonable))
+        (self.out / "gpu_bench.md").write_text(markdown(self.data))
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (Path, torch.device)):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(data: dict) -> str:
+    """The short table: one row per measurement, '–' where a column does not apply."""
+    meta, sections = data["meta"], data["sections"]
+    lines = [f"# GPU benchmark, {meta['date']}, {meta['machine']}, torch {meta['torch']}, dataset {meta['dataset']}", "",
+             "| measurement | time | peak MB | NDCG@10 (test) | vs full |", "| --- | --- | --- | --- | --- |"]
+
+    def row(what: str, time_text: str = "–", peak: float | None = None, ndcg: float | None = None,
+            ratio: str = "–") -> None:
+        lines.append(f"| {what} | {time_text} | {_fmt(peak, 0)} | {_fmt(ndcg)} | {ratio} |")
+
+    full = sections.get("full", {})
+    full_ndcg = full.get("test", {}).get("ndcg@10") if full.get("status") == "ok" else None
+    for name, entry in sections.items():
+        if entry.get("status") != "ok":
+            row(f"{name}: {entry.get('status')} ({entry.get('reason') or entry.get('error', '')[:80]})")
+            continue
+        if name == "parity":
+            verdict = ("pass" if entry["passed"] else "FAIL") if "gpu_test" in entry else "CPU only, not compared"
+            row(f"CPU/GPU parity ({entry['devices']}): max abs ΔNDCG@10 train {_fmt(entry['max_metric_diff'], 5)}, "
+                f"same weights {_fmt(entry['max_eval_diff'], 6)}, loss rel {entry['max_loss_rel_diff']:.1e} "
+                f"(tolerances {PARITY_METRIC_ATOL}, {PARITY_EVAL_ATOL}, {PARITY_LOSS_RTOL}): {verdict}")
+        elif name == "data":
+            row(f"load + encode {entry['items']:,} item texts ({entry['users']:,} users)",
+                f"{entry['load_s']:.1f} s + {entry['encode_s']:.1f} s")
+        elif name == "full":
+            row(f"full-data training ({entry['epochs_run']} epochs, best {entry['best_epoch']}"
+                f"{', time-capped' if entry['time_capped'] else ''})", f"{entry['train_s']:.1f} s",
+                None, full_ndcg, "1.00")
+        elif name == "expert":
+            row(f"expert for FOSTER (training holdout, best epoch {entry['best_epoch']})", f"{entry['seconds']:.1f} s")
+        elif name.startswith("foster_n"):
+            ratio = f"{entry['ndcg@10'] / full_ndcg:.2f}" if full_ndcg else "–"
+            row(f"FOSTER n={entry['budget']}: distill ({entry['steps']} steps)", f"{entry['distill_s']:.1f} s",
+                entry["peak_mb"], entry["ndcg@10"], ratio)
+            student = f"{entry['student_s']:.1f} s"
+            if full.get("status") == "ok":
+                student += f" ({entry['student_s'] / full['train_s']:.2f}x full-data training)"
+            row(f"FOSTER n={entry['budget']}: student training on the synthetic data", student)
+        elif name == "steps":
+            for step in entry["rows"]:
+                row(f"{step['label']} step (n=20, {step['items_per_step']:,} items)",
+                    f"{step['s_per_step'] * 1e3:.1f} ms", step["peak_mb"])
+            if entry.get("memory_ratio"):
+                row(f"peak memory, bptt K={entry['memory_ratio']['unroll']} / FOSTER: "
+                    f"{entry['memory_ratio']['ratio']:.1f}x")
+        elif name == "catalogue":
+            for step in entry["rows"]:
+                row(f"FOSTER step, catalogue {step['items']:,} items (n={entry['n']}, N={step['subset_size']}, "
+                    f"{step['items_per_step']:,.0f} items/step)", f"{step['s_per_step'] * 1e3:.1f} ms", step["peak_mb"])
+        elif name == "finetune":
+            for timing in entry["timings"]:
+                row(f"frozen encoder step ({timing['precision']}, {timing['frozen_items_per_step']:.0f} items)",
+                    f"{timing['frozen_s_per_step'] * 1e3:.1f} ms", timing.get("frozen_peak_mb"))
+                row(f"fine-tuned encoder step ({timing['precision']}, layers {timing['finetune_layers']})",
+                    f"{timing['finetuned_s_per_step'] * 1e3:.1f} ms ({timing['slowdown']:.1f}x)",
+                    timing.get("finetuned_peak_mb"))
+            for run in entry["runs"]:
+                row(f"short run, {run['mode']} encoder ({run['epochs']} epochs x ≤{run['steps_per_epoch']} steps)",
+                    f"{run['train_s']:.1f} s", None, run["ndcg@10"],
+                    f"{run['ndcg@10'] / full_ndcg:.2f}" if full_ndcg else "–")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- generated data
+
+
+def cyclic_dataset(users: int = 40, items: int = 12, length: int = 8, seed: int = 0) -> Dataset:
+    """Users walk the item cycle i -> i+1 from random starts; every item has its own words."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{u}", f"i{(start + t) % items}", t) for u in range(users) for start in [int(rng.integers(items))]
+            for t in range(length)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    texts = pd.DataFrame({"item_id": [f"i{i}" for i in range(items)], "text": [f"alpha{i} beta{i}" for i in range(items)]})
+    return build_dataset("cyclic", inter, texts, DataConfig(min_interactions=5, max_seq_len=length + 2))
+
+
+def smoke_dataset(users: int, items: int, seed: int = 0) -> Dataset:
+    """Zipf-like popularity over `items` items, 12 interactions per user (step_cost's generator)."""
+    import step_cost
+
+    dataset, _ = step_cost.synthetic_workload(items, users=users, length=12, seed=seed)
+    dataset.item_texts = [f"thing{i} kind{i % 7} shade{i % 5}" for i in range(dataset.num_items)]
+    return dataset
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def parity_section(args: argparse.Namespace) -> dict:
+    """The same tiny run on the CPU and on CUDA: identical initialisation and batches, dropout off."""
+    dataset = cyclic_dataset()
+    split = leave_one_out(dataset)
+    text = F.normalize(torch.randn(dataset.num_items, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+    model_cfg = ModelConfig(hidden=32, blocks=1, heads=2, dropout=0.0, max_len=10)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    runs = {}
+    for device in devices:
+        cfg = TrainConfig(epochs=args.parity_epochs, lr=1e-2, batch_size=8, patience=100, device=device)
+        result = train_on_sequences(text, split.train, split, model_cfg, cfg)
+        runs[device] = {"losses": [r["loss"] for r in result.history], "valid": result.best_valid,
+                        "test": evaluate_model(result.model, split, "test"), "model": result.model}
+    out: dict = {"devices": " vs ".join(devices), "tolerance": {"loss_rtol": PARITY_LOSS_RTOL,
+                 "metric_atol": PARITY_METRIC_ATOL, "eval_atol": PARITY_EVAL_ATOL},
+                 "cpu_test": runs["cpu"]["test"], "max_metric_diff": 0.0, "max_eval_diff": 0.0, "max_loss_rel_diff": 0.0}
+    if "cuda" in runs:
+        cpu, gpu = runs["cpu"], runs["cuda"]
+        out["gpu_test"] = gpu["test"]
+        out["max_loss_rel_diff"] = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(cpu["losses"], gpu["losses"]))
+        out["max_metric_diff"] = max(abs(cpu[w][k] - gpu[w][k]) for w in ("valid", "test") for k in ("ndcg@10", "recall@10"))
+        # The CPU-trained weights, evaluated on the GPU: only the evaluation code path differs.
+        moved = cpu["model"].to("cuda")
+        same_weights = evaluate_model(moved, split, "test")
+        out["max_eval_diff"] = max(abs(same_weights[k] - cpu["test"][k]) for k in same_weights)
+        out["note"] = "GPU leg ran"
+    else:
+        out["note"] = "no CUDA device: only the CPU leg ran; nothing was compared"
+    out["passed"] = (out["max_loss_rel_diff"] <= PARITY_LOSS_RTOL and out["max_metric_diff"] <= PARITY_METRIC_ATOL
+                     and out["max_eval_diff"] <= PARITY_EVAL_ATOL)
+    return out
+
+
+def data_section(args: argparse.Namespace, state: dict) -> dict:
+    from foster_core.experiment import build_context
+
+    started = time.perf_counter()
+    if args.smoke:
+        dataset = smoke_dataset(args.smoke_users, args.smoke_items)
+    else:
+        dataset = load_dataset(args.data)
+    load_s = time.perf_counter() - started
+    encoder_path = args.encoder
+    if encoder_path is None and args.smoke:
+        from foster_core.finetune import build_tiny_encoder
+
+        encoder_path = str(build_tiny_encoder(Path(state["tmp"]) / "tiny_encoder", dataset.item_texts))
+    state["encoder_path"] = encoder_path
+    expert_cfg = TrainConfig(epochs=args.expert_epochs, time_limit_s=args.expert_time_s, device=args.device)
+    started = time.perf_counter()
+    context = build_context(dataset, ModelConfig(), expert_cfg, EncoderConfig(model_path=encoder_path),
+                            cache_dir=state["tmp"])
+    encode_s = time.perf_counter() - started
+    state["context"] = context
+    return {"dataset": dataset.name, "users": dataset.num_users, "items": dataset.num_items,
+            "interactions": dataset.num_interactions, "load_s": load_s, "encode_s": encode_s,
+            "encoder": encoder_path or "bundled all-MiniLM-L6-v2"}
+
+
+def full_section(args: argparse.Namespace, state: dict) -> dict:
+    context = state["context"]
+    cfg = TrainConfig(epochs=args.full_epochs, time_limit_s=args.full_time_s, device=args.device)
+    result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg)
+    test = evaluate_model(result.model, context.split, "test")
+    return {"train_s": result.seconds, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+            "time_capped": result.history[-1].get("stopped") == "time_limit_s", "valid": result.best_valid,
+            "test": test, "s_per_epoch": result.seconds / len(result.history), "config": asdict(cfg)}
+
+
+def expert_section(args: argparse.Namespace, state: dict) -> dict:
+    context = state["context"]
+    context.expert()
+    # The trajectory ends at the expert's best epoch (distill.py), so its length gives that epoch.
+    return {"seconds": context.expert_seconds, "best_epoch": len(context.trajectory()) - 1}
+
+
+def foster_section(args: argparse.Namespace, state: dict, budget: int) -> dict:
+    from foster_core.benchmark import StudentConfig, run_method
+    from foster_core.distill import DistillConfig
+
+    config = DistillConfig(steps=args.foster_steps, device=args.device, select_every=args.foster_steps,
+                           select_epochs=args.select_epochs, checkpoint_every=0, log_every=max(1, args.foster_steps // 4))
+    student = StudentConfig(seeds=tuple(range(args.student_seeds)), epochs=args.student_epochs,
+                            patience=args.student_patience, eval_every=args.student_eval_every, device=args.device)
+    outcome = run_method(state["context"], "foster", budget, config, student)
+    test = outcome.results["test"]
+    return {"budget": budget, "steps": args.foster_steps, "distill_s": outcome.distill_seconds,
+            "peak_mb": outcome.peak_mb, "ndcg@10": test["ndcg@10"]["mean"], "ndcg@10_std": test["ndcg@10"]["std"],
+            "recall@10": test["recall@10"]["mean"], "student_s": outcome.results["student_seconds"],
+            "students": len(student.seeds), "config": asdict(config), "student": asdict(student)}
+
+
+def steps_section(args: argparse.Namespace, state: dict) -> dict:
+    """First-order FOSTER vs unrolled bptt on the same context, n = 20 (step_cost.time_steps)."""
+    import step_cost
+    from foster_core.distill import DistillConfig
+
+    context = state["context"]
+    base = dict(steps=args.step_steps, log_every=1, checkpoint_every=0, device=args.device, reset_every=5,
+                select_every=0, subset_size=args.subset_size)
+    runs = [(f"FOSTER first-order, N={args.subset_size}", "foster", DistillConfig(**base))]
+    runs += [(f"bptt unrolled K={k}, N={args.subset_size}", "bptt", DistillConfig(**base, unroll_steps=k))
+             for k in args.unroll]
+    step_cost.time_steps(context, *runs[0][1:], args.device)  # warm-up: allocator growth is not a step's cost
+    rows = []
+    for label, method, config in runs:
+        per_step, peak, scored = step_cost.time_steps(context, method, config, args.device)
+        rows.append({"label": label, "method": method, "unroll": config.unroll_steps if method == "bptt" else None,
+                     "s_per_step": per_step, "peak_mb": peak, "items_per_step": scored or context.num_items})
+    out: dict = {"rows": rows, "budget": 20}
+    if len(rows) > 1 and rows[0]["peak_mb"] > 0:
+        out["memory_ratio"] = {"unroll": rows[-1]["unroll"], "ratio": rows[-1]["peak_mb"] / rows[0]["peak_mb"]}
+    return out
+
+
+def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, n: int = 20, length: int = 50,
+                     text_dim: int = 384, batch_size: int = 128, warmup: int = 2, seed: int = 0) -> dict:
+    """Seconds per FOSTER step with a generated catalogue of `num_items` items at a fixed subset size.
+
+    Built from distill.py's own step pieces (SparseSynthetic, _subset, _synthetic_loss, _real_loss,
+    _cooccurrence_loss) in distill_foster's order, without an expert: on a 10M-item catalogue, training an
+    expert and initialising S from it (O(n L M) on the CPU) would cost minutes, and neither is part of a step.
+    S, the real batch and the text table are random; quality is not measured here.
+    """
+    from foster_core import distill as D
+    from foster_core.benchmark import PeakMemory
+    from foster_core.synthetic import SyntheticData
+
+    dev = resolve_device(device)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    config = D.DistillConfig(subset_size=subset_size, device=device)
+    started = time.perf_counter()
+    text = F.normalize(torch.randn(num_items, text_dim, device=dev), dim=-1)  # generated where it lives
+    model_cfg = ModelConfig(max_len=length)
+    theta, theta_hat = TextSASRec(text, model_cfg).to(dev).train(), TextSASRec(text, model_cfg).to(dev).train()
+    L, k_in, k_lab = length - 1, config.input_support, config.label_support
+    init = SyntheticData(torch.randint(num_items, (n, L, k_in), generator=generator), torch.full((n, L, k_in), 1 / k_in),
+                         torch.randint(num_items, (n, L, k_lab), generator=generator),
+                         torch.full((n, L, k_lab), 1 / k_lab), torch.ones(n, L, dtype=torch.bool))
+    input_logits = torch.zeros(n, L, k_in)
+    input_logits[..., 0] = config.init_scale
+    syn = D.SparseSynthetic(init, input_logits, init.label_probs.log(), True).to(dev)
+    syn_params = [p for p in syn.parameters() if p.requires_grad]
+    opt_theta = torch.optim.Adam(theta.parameters(), lr=config.outer_lr)
+    opt_hat = torch.optim.Adam(theta_hat.parameters(), lr=config.inner_lr)
+    opt_syn = torch.optim.Adam(syn_params, lr=config.synthetic_lr)
+    seqs = torch.randint(num_items, (batch_size, length), generator=generator).to(dev)
+    targets = torch.randint(num_items, (batch_size, length), generator=generator).to(dev)
+    synchronize(dev)
+    setup_s = time.perf_counter() - started
+    lam = config.lambda_start
+
+    def step() -> int:
+        subset = D._subset(targets, syn, config, num_items, generator).to(dev)
+        hat_params, theta_params = list(theta_hat.parameters()), list(theta.parameters())
+        loss_hat = D._synthetic_loss(theta_hat, syn, subset, theta_hat.item_embeddings(subset))
+        g_hat = torch.autograd.grad(loss_hat, hat_params + syn_params)
+        table = theta.item_embeddings(subset)
+        loss = D._real_loss(theta, seqs, targets, subset, table) + lam * D._synthetic_loss(theta, syn, subset, table)
+        g = torch.autograd.grad(loss, theta_params + syn_params)
+        loss_reg = D._cooccurrence_loss(syn, text, config, generator)
+        g_reg = torch.autograd.grad(config.reg_weight * loss_reg, syn_params, allow_unused=True)
+        for params, grads, opt in ((hat_params, g_hat[: len(hat_params)], opt_hat),
+                                   (theta_params, g[: len(theta_params)], opt_theta)):
+            for p, grad in zip(params, grads):
+                p.grad = grad
+            opt.step()
+        for p, gs, gh, gr in zip(syn_params, g[len(theta_params):], g_hat[len(hat_params):], g_reg):
+            p.grad = gs - lam * gh + (gr if gr is not None else 0.0)
+        opt_syn.step()
+        return len(subset)
+
+    for _ in range(warmup):
+        step()
+    synchronize(dev)
+    with PeakMemory(dev) as memory:
+        started = time.perf_counter()
+        sizes = [step() for _ in range(steps)]
+        synchronize(dev)
+        per_step = (time.perf_counter() - started) / steps
+    table_mb = text.numel() * text.element_size() / 2**20
+    del theta, theta_hat, syn, text
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"items": num_items, "subset_size": subset_size, "items_per_step": float(np.mean(sizes)),
+            "s_per_step": per_step, "peak_mb": memory.peak_mb, "text_table_mb": table_mb, "setup_s": setup_s}
+
+
+def catalogue_section(args: argparse.Namespace) -> dict:
+    rows = [foster_step_cost(size, args.subset_size, args.catalogue_steps, args.device, n=args.catalogue_n)
+            for size in args.catalogue_sizes]
+    return {"rows": rows, "n": args.catalogue_n,
+            "note": "items/step = N uniform + the real batch's targets + S's supports (n x L x (K_in + K_lab)); "
+                    "peak MB = memory a step adds on top of the text table (text_table_mb)"}
+
+
+def finetune_section(args: argparse.Namespace, state: dict) -> dict:
+    from foster_core.finetune import FinetuneConfig, time_finetune_steps, train_finetuned
+
+    context = state["context"]
+    texts, split = context.dataset.item_texts, context.split
+    layers = None if args.ft_layers == "all" else int(args.ft_layers)
+    ft = FinetuneConfig(finetune_layers=layers, subset_size=args.subset_size, encoder_path=state.get("encoder_path"),
+                        max_length=args.ft_max_length, steps_per_epoch=args.ft_steps_per_epoch)
+    precisions = ["fp32"] + (["bf16"] if resolve_device(args.device).type == "cuda" else [])
+    timings = [time_finetune_steps(texts, split, context.model_cfg, TrainConfig(device=args.device, precision=p), ft,
+                                   steps=args.ft_steps) for p in precisions]
+    runs = []
+    for mode, mode_layers in (("frozen", 0), ("fine-tuned", layers)):
+        cfg = TrainConfig(epochs=args.ft_epochs, patience=args.ft_epochs, time_limit_s=args.ft_time_s, device=args.device)
+        mode_ft = FinetuneConfig(**{**asdict(ft), "finetune_layers": mode_layers})
+        result = train_finetuned(texts, split, context.model_cfg, cfg, mode_ft)
+        test = evaluate_model(result.model, split, "test")
+        runs.append({"mode": mode, "layers": "none" if mode_layers == 0 else args.ft_layers, "epochs": len(result.history),
+                     "steps_per_epoch": args.ft_steps_per_epoch, "train_s": result.seconds,
+                     "s_per_step": result.seconds_per_step, "items_per_step": result.mean_subset,
+                     "best_epoch": result.best_epoch, "valid": result.best_valid, "ndcg@10": test["ndcg@10"], "test": test})
+        del result
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return {"timings": timings, "runs": runs, "config": asdict(ft)}
+
+
+# ----------------------------------------------------------------------------- preparing the carried folder
+
+
+def prepare(folder: Path, data: Path) -> None:
+    """Copy amazon_games and a half-precision MiniLM (the device tool carries at most 64 MiB; the fp32 model is
+    87 MiB) into `folder`, which the GPU run gets as DATA_DIR."""
+    from safetensors.torch import load_file, save_file
+
+    from foster_core.text_encoder import bundled_model_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "amazon_games"
+    target.mkdir(exist_ok=True)
+    for name in ("interactions.csv", "items.csv", "README.txt"):
+        if (data / name).is_file():
+            shutil.copyfile(data / name, target / name)
+    source = bundled_model_path()
+    model = folder / "all-MiniLM-L6-v2"
+    model.mkdir(exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copyfile(source / name, model / name)
+    weights = load_file(str(source / "model.safetensors"))
+    # Integer buffers (position ids) keep their type; only floating weights are halved.
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()},
+              str(model / "model.safetensors"), metadata={"format": "pt"})
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+    print(f"prepared {folder} ({size:.1f} MiB): amazon_games/ and all-MiniLM-L6-v2/ (fp16 weights, used in fp32)")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="folder for gpu_bench.json and gpu_bench.md")
+    parser.add_argument("--data", type=Path, help="the amazon_games folder (interactions.csv + items.csv)")
+    parser.add_argument("--encoder", help="a local Hugging Face encoder folder; default: the bundled MiniLM-L6")
+    parser.add_argument("--smoke", action="store_true", help="generated data, tiny encoder, tiny caps: any CPU, < 1 min")
+    parser.add_argument("--prepare", type=Path, help="write the folder to carry to a GPU machine, then exit")
+    parser.add_argument("--source-data", type=Path, default=REPO.parent / "shared" / "data" / "amazon_games",
+                        help="where --prepare copies amazon_games from")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--sections", nargs="+", default=["parity", "data", "full", "expert", "foster", "steps",
+                                                          "catalogue", "finetune"])
+    for key, value in GPU_PROFILE.items():  # every cap can be overridden; unset ones come from the profile
+        kind = type(value[0]) if isinstance(value, list) else type(value)
+        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, nargs="+" if isinstance(value, list) else None,
+                            default=None)
+    args = parser.parse_args(argv)
+    profile = SMOKE_PROFILE if args.smoke else GPU_PROFILE
+    for key, value in profile.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if not args.prepare and args.out is None:
+        parser.error("--out is required")
+    if not args.prepare and not args.smoke and args.data is None:
+        parser.error("--data is required (or --smoke)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.prepare:
+        prepare(args.prepare, args.source_data)
+        return {}
+    device = resolve_device(args.device)  # an explicit --device cuda without a GPU stops here, loudly
+    machine = (f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda"
+               else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine, "device": str(device),
+            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+            "dataset": "generated (smoke)" if args.smoke else str(args.data), "smoke": args.smoke,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    report = Report(args.out, args.budget_s, meta)
+    scale = args.budget_s / GPU_PROFILE["budget_s"] if args.smoke else 1.0
+    needs = {name: seconds * scale for name, seconds in SECTION_SECONDS.items()}
+    with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
+        state: dict = {"tmp": tmp}
+        wanted = set(args.sections)
+        if "parity" in wanted:
+            report.run("parity", needs["parity"], lambda: parity_section(args))
+        if wanted & {"data", "full", "expert", "foster", "steps", "finetune"}:
+            report.run("data", needs["data"], lambda: data_section(args, state))
+        has_context = "context" in state
+        if "full" in wanted and has_context:
+            report.run("full", needs["full"], lambda: full_section(args, state))
+        if wanted & {"expert", "foster", "steps"} and has_context:
+            report.run("expert", needs["expert"], lambda: expert_section(args, state))
+        if "foster" in wanted and has_context:
+            for budget in args.budgets:
+                report.run(f"foster_n{budget}", needs["foster"], lambda b=budget: foster_section(args, state, b))
+        if "steps" in wanted and has_context:
+            report.run("steps", needs["steps"], lambda: steps_section(args, state))
+        if "catalogue" in wanted:
+            report.run("catalogue", needs["catalogue"], lambda: catalogue_section(args))
+        if "finetune" in wanted and has_context:
+            report.run("finetune", needs["finetune"], lambda: finetune_section(args, state))
+    report.write()
+    print()
+    print(markdown(report.data), flush=True)
+    return report.data
+
+
+if __name__ == "__main__":
+    main()
