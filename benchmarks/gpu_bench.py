@@ -183,7 +183,8 @@ def markdown(data: dict) -> str:
                     f"{entry['memory_ratio']['ratio']:.1f}x")
         elif name == "catalogue":
             for step in entry["rows"]:
-                row(f"FOSTER step, catalogue {step['items']:,} items (n={entry['n']}, N={step['subset_size']}, "
+                how = "real inputs from V_s" if step["inputs_from_subset"] else "distill.py as is"
+                row(f"FOSTER step, catalogue {step['items']:,} items, {how} (n={entry['n']}, N={step['subset_size']}, "
                     f"{step['items_per_step']:,.0f} items/step)", f"{step['s_per_step'] * 1e3:.1f} ms", step["peak_mb"])
         elif name == "finetune":
             for timing in entry["timings"]:
@@ -340,13 +341,18 @@ def steps_section(args: argparse.Namespace, state: dict) -> dict:
 
 
 def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, n: int = 20, length: int = 50,
-                     text_dim: int = 384, batch_size: int = 128, warmup: int = 2, seed: int = 0) -> dict:
+                     text_dim: int = 384, batch_size: int = 128, warmup: int = 2, seed: int = 0,
+                     inputs_from_subset: bool = False) -> dict:
     """Seconds per FOSTER step with a generated catalogue of `num_items` items at a fixed subset size.
 
     Built from distill.py's own step pieces (SparseSynthetic, _subset, _synthetic_loss, _real_loss,
     _cooccurrence_loss) in distill_foster's order, without an expert: on a 10M-item catalogue, training an
     expert and initialising S from it (O(n L M) on the CPU) would cost minutes, and neither is part of a step.
     S, the real batch and the text table are random; quality is not measured here.
+
+    distill.py's real loss runs `net(seqs)`, which embeds the whole catalogue to look up the batch's inputs:
+    O(M) per step. `inputs_from_subset=True` measures the alternative: the batch's input items join V_s and
+    are looked up there (TextSASRec.forward's item_table hook), so nothing in a step is O(M).
     """
     from foster_core import distill as D
     from foster_core.benchmark import PeakMemory
@@ -377,13 +383,21 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     setup_s = time.perf_counter() - started
     lam = config.lambda_start
 
+    def real_loss(subset: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        if not inputs_from_subset:
+            return D._real_loss(theta, seqs, targets, subset, table)
+        hidden = theta(seqs, item_table=table, table_items=subset)
+        return F.cross_entropy(hidden.flatten(0, 1) @ table.T, torch.searchsorted(subset, targets.flatten()))
+
     def step() -> int:
         subset = D._subset(targets, syn, config, num_items, generator).to(dev)
+        if inputs_from_subset:
+            subset = torch.unique(torch.cat([subset, seqs.flatten()]))
         hat_params, theta_params = list(theta_hat.parameters()), list(theta.parameters())
         loss_hat = D._synthetic_loss(theta_hat, syn, subset, theta_hat.item_embeddings(subset))
         g_hat = torch.autograd.grad(loss_hat, hat_params + syn_params)
         table = theta.item_embeddings(subset)
-        loss = D._real_loss(theta, seqs, targets, subset, table) + lam * D._synthetic_loss(theta, syn, subset, table)
+        loss = real_loss(subset, table) + lam * D._synthetic_loss(theta, syn, subset, table)
         g = torch.autograd.grad(loss, theta_params + syn_params)
         loss_reg = D._cooccurrence_loss(syn, text, config, generator)
         g_reg = torch.autograd.grad(config.reg_weight * loss_reg, syn_params, allow_unused=True)
@@ -409,13 +423,15 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     del theta, theta_hat, syn, text
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    return {"items": num_items, "subset_size": subset_size, "items_per_step": float(np.mean(sizes)),
+    return {"items": num_items, "subset_size": subset_size, "inputs_from_subset": inputs_from_subset,
+            "items_per_step": float(np.mean(sizes)),
             "s_per_step": per_step, "peak_mb": memory.peak_mb, "text_table_mb": table_mb, "setup_s": setup_s}
 
 
 def catalogue_section(args: argparse.Namespace) -> dict:
-    rows = [foster_step_cost(size, args.subset_size, args.catalogue_steps, args.device, n=args.catalogue_n)
-            for size in args.catalogue_sizes]
+    rows = [foster_step_cost(size, args.subset_size, args.catalogue_steps, args.device, n=args.catalogue_n,
+                             inputs_from_subset=variant)
+            for size in args.catalogue_sizes for variant in (False, True)]
     return {"rows": rows, "n": args.catalogue_n,
             "note": "items/step = N uniform + the real batch's targets + S's supports (n x L x (K_in + K_lab)); "
                     "peak MB = memory a step adds on top of the text table (text_table_mb)"}

@@ -122,11 +122,23 @@ class TextSASRec(nn.Module):
         text = self.text_embeddings if items is None else self.text_embeddings[items]
         return self.adapter(text)
 
-    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
-        """Hidden states (B, L, d) for hard item ids (B, L), left-padded with PAD_ID."""
+    def forward(self, seqs: torch.Tensor, item_table: torch.Tensor | None = None,
+                table_items: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, L, d) for hard item ids (B, L), left-padded with PAD_ID.
+
+        By default the inputs are looked up in the whole catalogue's embeddings (O(M) per call). With
+        `item_table` (K, d) = embeddings of the sorted ids `table_items` (K,), which must hold every id in
+        `seqs`, they are looked up there instead: O(K), for item-subset steps on very large catalogues.
+        """
         seqs = seqs[:, -self.cfg.max_len :]
         timeline = seqs != PAD_ID
-        tokens = self.item_embeddings()[seqs.clamp(min=0)]
+        if item_table is None:
+            tokens = self.item_embeddings()[seqs.clamp(min=0)]
+        else:
+            positions = torch.searchsorted(table_items, seqs.clamp(min=0)).clamp(max=len(table_items) - 1)
+            if not bool((table_items[positions] == seqs)[timeline].all()):
+                raise ValueError("forward: some input ids are missing from table_items")
+            tokens = item_table[positions]
         return self.forward_tokens(tokens, timeline)
 
     def forward_soft(self, probs: torch.Tensor, item_table: torch.Tensor, timeline: torch.Tensor | None = None) -> torch.Tensor:

@@ -118,3 +118,16 @@ def test_bad_settings_are_refused(cyclic_words, tiny_encoder):
     with pytest.raises(ValueError, match="give finetune_layers None or k > 0"):
         time_finetune_steps(cyclic_words.item_texts, leave_one_out(cyclic_words), SMALL, TrainConfig(device="cpu"),
                             FinetuneConfig(finetune_layers=0, encoder_path=tiny_encoder))
+
+
+def test_model_can_look_up_inputs_in_a_subset_table(cyclic_words):
+    from foster_core.model import TextSASRec
+
+    from conftest import random_text_embeddings
+
+    model = TextSASRec(random_text_embeddings(cyclic_words.num_items), SMALL).eval()
+    seqs = torch.tensor([[-1, -1, 3, 5], [1, 2, 3, 4]])
+    subset = torch.tensor([1, 2, 3, 4, 5, 9])
+    torch.testing.assert_close(model(seqs, item_table=model.item_embeddings(subset), table_items=subset), model(seqs))
+    with pytest.raises(ValueError, match="missing from table_items"):
+        model(seqs, item_table=model.item_embeddings(subset[1:]), table_items=subset[1:])
