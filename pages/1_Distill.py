@@ -11,7 +11,7 @@ import foster_core.distill as distill_module
 from foster_core.distill import METHODS, DistillConfig
 from foster_core.jobs import ACTIVE, default_threads
 from foster_core.run_store import RunNotFound
-from foster_core.studio import PRESETS, format_seconds, job_spec, loss_frame, run_progress
+from foster_core.studio import PRESETS, format_seconds, job_spec, loss_frame, loss_records, run_progress
 from foster_core.training import TrainConfig
 from foster_core.ui import (cached_dataset, current_dataset_spec, dataclass_inputs, job_queue, run_store, setup_page,
                             sidebar)
@@ -23,6 +23,17 @@ st.write("Turn the real training sequences into a small synthetic set. The work 
 sidebar()
 queue, store = job_queue(), run_store()
 spec = current_dataset_spec()
+
+
+def last_run_with_curves(run_ids: list[str]) -> str | None:
+    """After a job ends, its most informative run: the last one with loss curves, else the last one."""
+    for run_id in reversed(run_ids):
+        try:
+            if loss_records(store.get(run_id)):
+                return run_id
+        except RunNotFound:
+            continue
+    return run_ids[-1] if run_ids else None
 
 
 def show_job(job) -> None:
@@ -48,7 +59,7 @@ def show_job(job) -> None:
     done = min(state.get("done_runs", 0), total)
     if status in ACTIVE:
         st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
-    run_id = job.current_run_id or (job.run_ids[-1] if job.run_ids else None)
+    run_id = job.current_run_id or last_run_with_curves(job.run_ids)
     if run_id:
         try:
             run = store.get(run_id)

@@ -19,6 +19,7 @@ st.write("Each dot is a user sequence. Grey dots are real training sequences, co
 sidebar()
 store = run_store()
 runs = [r for r in store.list() if r.synthetic_path.is_file() and r.config.get("method") != "full"]
+runs.sort(key=lambda r: r.config.get("method") != "foster")  # stable: newest FOSTER run first, then the rest
 if not runs:
     st.info("No synthetic data yet: start a run on the **Distill** page.")
     st.stop()

@@ -31,7 +31,7 @@ if (rows["preset"] == "quick").any():
 
 finished = rows[rows["status"] == "finished"]
 metrics = [m for m in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if m in rows]
-shown = rows[["run", "method", "budget", "preset", "status"]].copy()
+shown = rows[["method", "budget", "preset", "status"]].copy()
 for metric in metrics:
     shown[f"{metric} (mean ± std)"] = mean_std(rows, metric)
 for column in ("ndcg@10 / full", "recall@10 / full", "recall@20 / full"):
@@ -40,6 +40,7 @@ for column in ("ndcg@10 / full", "recall@10 / full", "recall@20 / full"):
 for column in ("seeds", "distill s", "student train s", "full-data train s", "coverage", "popular share"):
     if column in rows:
         shown[column] = rows[column]
+shown["run"] = rows["run"]
 st.subheader("Side-by-side metrics (test split)")
 st.caption("Select rows to draw only those runs, or to delete them. *student train s*: time to train one "
            "recommender on the synthetic data; *full-data train s*: the same on all training data.")

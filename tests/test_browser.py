@@ -101,7 +101,7 @@ def app_url(tmp_path_factory):
         log.close()
 
 
-def wait_until_drawn(page, charts: int, timeout_ms: int = 120_000) -> None:
+def wait_until_drawn(page, charts: int, timeout_ms: int = 90_000) -> None:
     """Streamlit's script finished (no running indicator) and the page's plotly charts have their SVG."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     page.wait_for_function(
@@ -120,10 +120,14 @@ def test_every_page_draws_its_charts_without_an_exception(app_url):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
             for path, name, charts in PAGES:
                 page.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
-                wait_until_drawn(page, charts)
+                try:
+                    wait_until_drawn(page, charts)
+                except playwright_api.TimeoutError:
+                    page.screenshot(path=str(SHOTS / f"{name}-timeout.png"), full_page=True)
+                    raise
                 exceptions = page.locator('[data-testid="stException"]')
                 assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
                 assert page.locator("h1").first.inner_text().strip() in ("FOSTER Studio", path)
