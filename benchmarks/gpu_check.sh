@@ -43,7 +43,7 @@ left=$(( TOTAL_S - ($(date +%s) - started) ))
 budget=$(( left - 25 ))  # the driver's own deadline; `timeout` below is the hard stop
 echo "== benchmark (${left} s left, driver budget ${budget} s)"
 timeout --kill-after=10 "$left" "$PYTHON" benchmarks/gpu_bench.py --data "$DATA_DIR/amazon_games" \
-    ${ENCODER_ARGS[@]+"${ENCODER_ARGS[@]}"} --out "$OUT_DIR" --budget-s "$budget" "$@" 2>&1 | tee "$OUT_DIR/gpu_bench.log"
+    ${ENCODER_ARGS[@]+"${ENCODER_ARGS[@]}"} --out "$OUT_DIR" --budget-s "$budget" --no-table "$@" 2>&1 | tee "$OUT_DIR/gpu_bench.log"
 bench_rc=${PIPESTATUS[0]}
 
 echo
