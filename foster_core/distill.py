@@ -51,7 +51,7 @@ class DistillConfig:
     teacher_selection: str = "random"
     init_selection: str = "kcenter"
     # FOSTER (symbols of ../shared/foster-method.md in brackets)
-    steps: int = 600
+    steps: int = 150
     subset_size: int = 512  # [N] uniformly sampled items per step; 0 = the full catalogue
     input_support: int = 8  # candidate items per input position
     init_scale: float = 4.0  # [c] logit of the real item at initialisation
@@ -60,7 +60,7 @@ class DistillConfig:
     inner_steps: int = 1  # [K_in]
     inner_lr: float = 1e-3  # [alpha]
     outer_lr: float = 1e-3  # [beta]
-    synthetic_lr: float = 0.05  # [gamma]
+    synthetic_lr: float = 0.01  # [gamma]; 0.05 made S worse than its start (docs/distillation-notes.md)
     lambda_start: float = 1.0  # [lambda_0]
     lambda_end: float = 10.0  # [lambda_max], reached linearly at the last step
     reset_every: int = 50  # [R] steps between trajectory resets; 0 = never
@@ -73,7 +73,7 @@ class DistillConfig:
     reg_items: int = 512  # items sampled per step for L_r
     # Keep the best of S at steps 0, select_every, 2*select_every, ... by a quick student's NDCG@10 on the
     # training split's own holdout (each sequence's last training item); 0 = keep the last S.
-    select_every: int = 100
+    select_every: int = 50
     select_epochs: int = 100
     real_batch_size: int = 128
     log_every: int = 10
@@ -148,6 +148,10 @@ class DistillContext:
 
     def new_model(self) -> TextSASRec:
         return TextSASRec(self.text_embeddings, self.model_cfg)
+
+    def expert_cached(self) -> bool:
+        """Whether the expert is in memory or on disk already (asking for it would not train it)."""
+        return self._expert is not None or (self.expert_folder() / "expert.json").is_file()
 
     def expert_folder(self) -> Path:
         return (self.cache_dir or default_cache_dir()) / "experts" / self.expert_key()

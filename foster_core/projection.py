@@ -36,7 +36,7 @@ class MapConfig:
 
 def expert_is_cached(context: DistillContext) -> bool:
     """True when the expert can be loaded rather than trained (the app never trains in its own process)."""
-    return (context.expert_folder() / "expert.json").is_file()
+    return context.expert_cached()
 
 
 def sample_real(context: DistillContext, max_real: int, seed: int = 0) -> np.ndarray:

@@ -147,8 +147,9 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(epochs=10, patience=5),
     ),
     "standard": Preset(
-        "The library defaults: a fully trained expert, 600 FOSTER steps with selection on the training holdout, "
-        "three students per run. Tens of minutes on a CPU for MovieLens (the expert and reference are cached).",
+        f"The library defaults: a fully trained expert, {DistillConfig().steps} FOSTER steps with selection on the "
+        "training holdout, three students per run. Tens of minutes on a CPU for MovieLens (the expert and "
+        "reference are cached).",
         DistillConfig(), StudentConfig(), TrainConfig(),
     ),
 }
