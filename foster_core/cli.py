@@ -62,6 +62,8 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where text embeddings are cached (default: $FOSTER_CACHE_DIR or ~/.cache/foster_studio)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--precision", default=TrainConfig.precision, choices=["fp32", "bf16"],
+                        help="bf16 autocast for training (CUDA only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +120,7 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]):
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
     print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items")
     encoding = _LazyBar("Encoding item texts", "text")
-    context = build_context(dataset, ModelConfig(max_len=args.max_len), TrainConfig(seed=args.seed, device=args.device),
+    context = build_context(dataset, ModelConfig(max_len=args.max_len), TrainConfig(seed=args.seed, device=args.device, precision=args.precision),
                             EncoderConfig(model_path=args.encoder), args.cache_dir, encoding.set)
     encoding.close()
     for budget in budgets:  # before minutes of expert training, not after
@@ -203,7 +205,7 @@ def _command_train(args: argparse.Namespace) -> int:
     report = train_full_data(
         dataset,
         ModelConfig(hidden=args.hidden, blocks=args.blocks, max_len=args.max_len),
-        TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+        TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, precision=args.precision,
                     seed=args.seed, device=args.device),
         EncoderConfig(model_path=args.encoder),
         cache_dir=args.cache_dir,

@@ -175,17 +175,18 @@ class DistillContext:
             self.expert_seconds = result.seconds
             atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory], "seconds": result.seconds,
                                           "best_epoch": result.best_epoch, "valid": result.best_valid})
-        self._expert = model.eval()
+        self._expert = model.to(resolve_device(self.expert_cfg.device)).eval()
 
     @torch.no_grad()
     def sequence_embeddings(self, indices: np.ndarray | None = None) -> torch.Tensor:
         """The expert's last hidden state for each training sequence (unit norm): a sequence's summary."""
         expert = self.expert()
         seqs = self.train if indices is None else [self.train[i] for i in indices]
+        device = next(expert.parameters()).device
         out = []
         for start in range(0, len(seqs), 512):
-            batch = torch.from_numpy(pad_left(seqs[start : start + 512], self.model_cfg.max_len))
-            out.append(expert(batch)[:, -1])
+            batch = torch.from_numpy(pad_left(seqs[start : start + 512], self.model_cfg.max_len)).to(device)
+            out.append(expert(batch)[:, -1].cpu())
         return F.normalize(torch.cat(out), dim=-1)
 
 
@@ -264,14 +265,15 @@ def distill_herding(context: DistillContext, budget: int, config: DistillConfig,
 def expert_labels(context: DistillContext, synthetic: SyntheticData, support: int) -> SyntheticData:
     """Replace the labels by the expert's next-item distributions (top `support` items, renormalised)."""
     expert = context.expert()
+    device = next(expert.parameters()).device
     table = expert.item_embeddings()
     # Expected input embedding over each position's sparse support (one-hot inputs are the K = 1 case).
-    tokens = (synthetic.input_probs.unsqueeze(-1) * table[synthetic.input_items]).sum(-2)
-    hidden = expert.forward_tokens(tokens, synthetic.mask)
+    tokens = (synthetic.input_probs.to(device).unsqueeze(-1) * table[synthetic.input_items.to(device)]).sum(-2)
+    hidden = expert.forward_tokens(tokens, synthetic.mask.to(device))
     probs = F.softmax(expert.score(hidden, item_table=table), dim=-1)
     top = probs.topk(min(support, context.num_items), dim=-1)
-    label_probs = top.values / top.values.sum(-1, keepdim=True)
-    return SyntheticData(synthetic.input_items, synthetic.input_probs, top.indices, label_probs, synthetic.mask)
+    label_probs = (top.values / top.values.sum(-1, keepdim=True)).cpu()
+    return SyntheticData(synthetic.input_items, synthetic.input_probs, top.indices.cpu(), label_probs, synthetic.mask)
 
 
 def labelled_selection(context: DistillContext, budget: int, config: DistillConfig, selection: str) -> SyntheticData:
@@ -359,7 +361,9 @@ def _synthetic_loss(net: TextSASRec, syn: SparseSynthetic, subset: torch.Tensor,
 def _real_loss(net: TextSASRec, seqs: torch.Tensor, targets: torch.Tensor, subset: torch.Tensor,
                table: torch.Tensor) -> torch.Tensor:
     real = targets != PAD_ID
-    hidden = net(seqs)[real]
+    # Inputs are embedded from their own ids only, so a step never touches the whole catalogue.
+    input_ids = torch.unique(seqs[seqs != PAD_ID])
+    hidden = net(seqs, item_table=net.item_embeddings(input_ids), table_items=input_ids)[real]
     return F.cross_entropy(hidden @ table.T, torch.searchsorted(subset, targets[real]))
 
 

@@ -69,13 +69,14 @@ def synthetic_embeddings(context: DistillContext, synthetic: SyntheticData, spac
     last_label = _last_label(synthetic)  # (n, K) items and probs of the last real position's label
     if space == "hidden":
         expert = context.expert()
+        device = next(expert.parameters()).device  # the expert lives on the GPU when there is one
         table = expert.item_embeddings()
-        tokens = (synthetic.input_probs.float().unsqueeze(-1) * table[synthetic.input_items]).sum(-2)
-        final = (last_label[1].float().unsqueeze(-1) * table[last_label[0]]).sum(-2)
+        tokens = (synthetic.input_probs.float().to(device).unsqueeze(-1) * table[synthetic.input_items.to(device)]).sum(-2)
+        final = (last_label[1].float().to(device).unsqueeze(-1) * table[last_label[0].to(device)]).sum(-2)
         tokens = torch.cat([tokens, final.unsqueeze(1)], dim=1)  # left padding keeps real positions last
-        timeline = torch.cat([synthetic.mask, torch.ones(len(tokens), 1, dtype=torch.bool)], dim=1)
+        timeline = torch.cat([synthetic.mask, torch.ones(len(tokens), 1, dtype=torch.bool)], dim=1).to(device)
         return _unit(expert.forward_tokens(tokens[:, -context.model_cfg.max_len:],
-                                           timeline[:, -context.model_cfg.max_len:])[:, -1])
+                                           timeline[:, -context.model_cfg.max_len:])[:, -1].cpu())
     text = context.text_embeddings.float()
     per_position = position_text_embeddings(context, synthetic)  # (n, L, d)
     mask = synthetic.mask.unsqueeze(-1).float()
