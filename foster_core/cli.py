@@ -125,7 +125,7 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]):
     encoding.close()
     for budget in budgets:  # before minutes of expert training, not after
         check_budget(context, budget)
-    print("Expert (full training split): loading or training...", flush=True)
+    print("Expert (training split, epoch chosen on its own holdout): loading or training...", flush=True)
     context.expert()
     return context
 
