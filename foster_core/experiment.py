@@ -102,6 +102,22 @@ def build_context(
                           Path(cache_dir) if cache_dir else None)
 
 
+def record_full_run(context, student, store, extra_config: dict | None = None):
+    """The full-data reference as a run of method `full` in the store (the app's Compare page reads it)."""
+    from .benchmark import evaluate_full
+
+    run = store.create("full", {"budget": None, "dataset": context.dataset.name, "student": asdict(student),
+                                "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg),
+                                **(extra_config or {})})
+    run.set_status("running", "training on the full training split", phase="evaluate")
+    results = evaluate_full(context, student)
+    results = {**results, "method": "full", "budget": None, "distill_seconds": 0.0, "peak_mb": 0.0,
+               "expert_seconds": context.expert_seconds}
+    run.write_results(results)
+    run.set_status("finished", "done")
+    return run
+
+
 def run_bench(context, methods: list[str], budgets: list[int], config=None, student=None, store=None,
               progress=None) -> dict:
     """Every method at every budget, evaluated by the same students, next to the full-data row."""
@@ -110,7 +126,7 @@ def run_bench(context, methods: list[str], budgets: list[int], config=None, stud
     student = student or StudentConfig()
     say = progress or (lambda label: None)
     say("full training split")
-    full = evaluate_full(context, student)
+    full = record_full_run(context, student, store).results if store else evaluate_full(context, student)
     rows = [_bench_row("full", None, full, full, context.expert_seconds, 0.0, None)]
     for method in [m for m in methods if m != "full"]:
         for budget in budgets:

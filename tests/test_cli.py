@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from foster_core.cli import main
+from foster_core.run_store import RunStore
 
 from conftest import cyclic_tables
 
@@ -51,6 +52,11 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
     assert [(r["method"], r["budget"]) for r in report["rows"]] == [
         ("full", None), ("random", 2), ("random", 4), ("teacher", 2), ("teacher", 4)]
     assert report["rows"][0]["ratio_ndcg@10"] == 1.0
+    # The full-data row is also a run in the store, beside the method runs (the app's Compare page reads it).
+    runs = RunStore(tmp_path / "runs").list()
+    full_runs = [r for r in runs if r.config["method"] == "full"]
+    assert len(full_runs) == 1 and full_runs[0].results["test"] == {
+        k: {"mean": report["rows"][0][k]["mean"], "std": report["rows"][0][k]["std"]} for k in full_runs[0].results["test"]}
     table = capsys.readouterr().out
     assert "| teacher | 4 |" in table and "| full | all |" in table
 
