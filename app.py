@@ -3,7 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
-from foster_core.data import DataError
+from foster_core.data import DataError, max_file_bytes
 from foster_core.runtime import resolve_device
 from foster_core.studio import (data_dir, dataset_folders, head_share, popularity_curve, sample_texts, save_upload,
                                 sequence_lengths, upload_error_message)
@@ -43,7 +43,8 @@ elif source == "Data folder":
         st.session_state[DATASET_KEY] = str(folders[names.index(name)])
 else:
     st.caption("Interactions: columns user_id,item_id,timestamp (CSV, TSV, Parquet) or a RecBole .inter file; "
-               "items: item_id,text or the matching .item file. UTF-8.")
+               f"items: item_id,text or the matching .item file. UTF-8, at most {max_file_bytes() // 2**20} MB "
+               "a file; archives (zip, gz, ...) are not accepted.")
     left, right = st.columns(2)
     interactions = left.file_uploader("Interactions file", type=["csv", "tsv", "parquet", "inter"])
     items = right.file_uploader("Items file", type=["csv", "tsv", "parquet", "item"])

@@ -7,7 +7,9 @@ filters and the messages are the same whatever the file format.
 
 from __future__ import annotations
 
+import csv
 import io
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,18 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
 ITEM_COLUMNS = ("item_id", "text")
 PAD_ID = -1  # fills the left of sequences shorter than a batch's length
+# Files larger than this are refused before a byte is parsed. 200 MB matches Streamlit's upload limit
+# (server.maxUploadSize in .streamlit/config.toml) and is ten times amazon_games; FOSTER_MAX_FILE_MB changes it.
+MAX_FILE_MB_ENV = "FOSTER_MAX_FILE_MB"
+DEFAULT_MAX_FILE_MB = 200
+# Item texts longer than this are cut (with a note): the encoder reads at most 128 tokens (well under 2,000
+# characters), so the rest only costs tokenizer time and memory. Real catalogues stay far below it.
+MAX_TEXT_CHARS = 10_000
+MAX_COLUMNS = 1_000  # a header wider than this is not a table of interactions or items (and parses slowly)
+# Archives are not accepted (no zip bomb can be unpacked); these suffixes and leading bytes say which is which.
+ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".tar", ".rar")
+ARCHIVE_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+                 b"7z\xbc\xaf\x27\x1c": "7z", b"\x28\xb5\x2f\xfd": "zstd", b"Rar!": "rar"}
 
 
 class DataError(ValueError):
@@ -144,6 +158,11 @@ def build_dataset(
         raise DataError(f"{items_source}: the file has a header but no item rows.")
 
     texts = _clean_item_texts(items, items_source)
+    too_long = texts.str.len() > MAX_TEXT_CHARS
+    if too_long.any():
+        texts = texts.where(~too_long, texts.str.slice(0, MAX_TEXT_CHARS))
+        notes.append(f"Cut {int(too_long.sum())} item text(s) longer than {MAX_TEXT_CHARS:,} characters "
+                     "(the encoder reads only their beginning).")
 
     inter = pd.DataFrame(
         {
@@ -223,9 +242,14 @@ def build_dataset(
 
 def _require_columns(frame: pd.DataFrame, required: tuple[str, ...], source: str) -> None:
     missing = [c for c in required if c not in frame.columns]
+    doubled = [c for c in required if list(frame.columns).count(c) > 1]
+    if doubled:
+        raise DataError(f"{source}: column(s) {', '.join(map(repr, doubled))} appear more than once in the header.")
     if not missing:
         return
-    found = ", ".join(map(str, frame.columns)) or "none"
+    names = [str(c) for c in frame.columns]
+    found = ", ".join(n[:40] for n in names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    found = found or "none"
     hint = ""
     if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in (";", "\t", "|")):
         hint = " The header looks like one column: is the file separated by something other than commas?"
@@ -290,11 +314,47 @@ def _clean_item_texts(items: pd.DataFrame, source: str) -> pd.Series:
 # ----------------------------------------------------------------------------- reading files
 
 
+def max_file_bytes() -> int:
+    """The size limit for one data file: $FOSTER_MAX_FILE_MB megabytes, else 200 MB."""
+    configured = os.environ.get(MAX_FILE_MB_ENV, "").strip()
+    try:
+        megabytes = float(configured) if configured else DEFAULT_MAX_FILE_MB
+    except ValueError:
+        raise DataError(f"{MAX_FILE_MB_ENV} must be a number of megabytes, not {configured!r}.") from None
+    return int(megabytes * 2**20)
+
+
+def check_file_size(size: int, source: str) -> None:
+    """Refuse a file over the limit before reading it, with the sizes in the message."""
+    limit = max_file_bytes()
+    if size > limit:
+        raise DataError(
+            f"{source}: the file is {size / 2**20:,.0f} MB, over the {limit / 2**20:,.0f} MB limit for one data "
+            f"file. Use a sample of it, or raise the limit with {MAX_FILE_MB_ENV} (and Streamlit's "
+            "server.maxUploadSize for uploads)."
+        )
+
+
+def check_not_archive(name: str, head: bytes = b"") -> None:
+    """Archives are refused by name and by content: only plain tables are read."""
+    lowered = name.lower()
+    kind = next((s.lstrip(".") for s in ARCHIVE_SUFFIXES if lowered.endswith(s)), None)
+    if kind is None:
+        kind = next((k for magic, k in ARCHIVE_MAGIC.items() if head.startswith(magic)), None)
+    if kind is not None:
+        raise DataError(
+            f"{name}: this is a {kind} archive; archives are not accepted. Unpack it and give the "
+            "CSV, TSV, Parquet or RecBole file itself."
+        )
+
+
 def read_table(path: str | Path, role: str) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file as text columns, turning every failure into a DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{role} file not found: {path}")
+    check_not_archive(path.name)
+    check_file_size(path.stat().st_size, path.name)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         try:
@@ -305,6 +365,7 @@ def read_table(path: str | Path, role: str) -> pd.DataFrame:
 
 
 def parse_text_table(raw: bytes, source: str, sep: str = ",") -> pd.DataFrame:
+    check_not_archive(source, raw[:8])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -314,6 +375,18 @@ def parse_text_table(raw: bytes, source: str, sep: str = ",") -> pd.DataFrame:
         ) from None
     if not text.strip():
         raise DataError(f"{source}: the file is empty.")
+    if "\x00" in text:
+        raise DataError(f"{source}: contains NUL bytes, so it is a binary file rather than a text table.")
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    if header.count(sep) >= MAX_COLUMNS:
+        raise DataError(f"{source}: the header has {header.count(sep) + 1:,} columns; a data table needs a few "
+                        f"(at most {MAX_COLUMNS:,}). Is this the right file?")
+    # pandas renames a repeated column to "name.1" silently; a repeated name means the header is wrong.
+    names = [n.strip() for n in next(csv.reader([header.rstrip("\r")], delimiter=sep), [])]
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{source}: column(s) {', '.join(map(repr, repeated[:5]))} appear more than once in "
+                        "the header; each column needs its own name.")
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, quoting=0)
     except pd.errors.EmptyDataError:
@@ -425,10 +498,15 @@ def load_dataset(spec: str | Path, config: DataConfig | None = None, items: str 
         inter_files = sorted(path.glob("*.inter"))
         if len(inter_files) == 1 and inter_files[0].with_suffix(".item").is_file():
             return load_recbole(inter_files[0], inter_files[0].with_suffix(".item"), config, name=path.name)
+        for archive in sorted(path.iterdir()):
+            if archive.is_file():
+                check_not_archive(archive.name)
         raise DataError(
             f"{path}: expected interactions.csv (or .tsv/.parquet) with items.csv (or .tsv/.parquet), "
             "or one RecBole pair x.inter with x.item."
         )
+    if path.is_file():
+        check_not_archive(path.name)
     if path.suffix == ".inter":
         return load_recbole(path, path.with_suffix(".item"), config)
     if path.exists():

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .benchmark import HEADLINE, StudentConfig
-from .data import DataError, Dataset
+from .atomic import atomic_write
+from .data import DataError, Dataset, check_file_size, check_not_archive
 from .distill import DistillConfig
 from .jobs import JobSpec
 from .run_store import Run, RunStore
@@ -65,6 +66,9 @@ def save_upload(interactions_name: str, interactions: bytes, items_name: str, it
     """Write an uploaded pair into a folder of its own (named by content) that `load_dataset` reads.
 
     The names chosen here, not the uploaded names, reach the disk, so an upload cannot write elsewhere."""
+    for name, content in ((interactions_name, interactions), (items_name, items)):
+        check_file_size(len(content), name)
+        check_not_archive(name, content[:8])
     inter_suffix, item_suffix = Path(interactions_name).suffix.lower(), Path(items_name).suffix.lower()
     if inter_suffix not in UPLOAD_SUFFIXES["interactions"]:
         raise DataError(f"{interactions_name}: interactions must be .csv, .tsv, .parquet or RecBole .inter")
@@ -80,7 +84,8 @@ def save_upload(interactions_name: str, interactions: bytes, items_name: str, it
     else:
         names = (f"interactions{inter_suffix}", f"items{item_suffix}")
     for name, content in zip(names, (interactions, items)):
-        (folder / name).write_bytes(content)
+        # Atomic: a session killed mid-write leaves the old file or none, never half an upload.
+        atomic_write(folder / name, lambda tmp, content=content: Path(tmp).write_bytes(content))
     return folder
 
 

@@ -77,7 +77,7 @@ class TextEncoder:
                     if progress:
                         progress(len(texts), len(texts))
                     return cached
-            except (ValueError, OSError):
+            except (ValueError, OSError, EOFError):  # an empty file raises EOFError
                 pass  # an unreadable entry is recomputed and replaced below
         embeddings = self._encode_uncached(texts, progress)
         _atomic_save_npy(path, embeddings)
