@@ -39,3 +39,15 @@ def atomic_write_json(path: str | Path, payload: object) -> Path:
             json.dump(payload, handle, indent=2, default=str)
 
     return atomic_write(path, write)
+
+
+def remove_temporaries(folder: str | Path) -> int:
+    """Delete the temporary files that a process killed inside `atomic_write` left in `folder` (recursively).
+
+    They are never read (their names start with a dot and end in .tmp), so this only frees the space."""
+    removed = 0
+    for leftover in Path(folder).rglob(".*.tmp"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write_json
-from .distill import DistillConfig, DistillContext, check_budget, distill
+from .distill import RESUMABLE, DistillConfig, DistillContext, check_budget, distill
 from .evaluation import evaluate_model
 from .export import write_exports
 from .run_store import Run, RunStore
@@ -164,15 +164,25 @@ def run_method(
     store: RunStore | None = None,
     evaluate: bool = True,
     on_record: Callable[[dict], None] | None = None,
+    resume_run: Run | None = None,
 ) -> RunOutcome:
-    """Distil with one method, record everything in the run store (when given), evaluate with students."""
+    """Distil with one method, record everything in the run store (when given), evaluate with students.
+
+    With `resume_run` (an interrupted foster or bptt run), continue that run in its own folder from its latest
+    checkpoint of S (see distill_foster); without a checkpoint it starts over there."""
     config = config or DistillConfig()
     student = student or StudentConfig()
     check_budget(context, budget)  # a user mistake, not a failed run: no run folder for it
-    run = store.create(method, {
-        "budget": budget, "dataset": context.dataset.name, "distill": asdict(config), "student": asdict(student),
-        "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg),
-    }) if store else None
+    resume = None
+    if resume_run is not None:
+        run = resume_run
+        resume = _resume_point(run)
+        run.prepare_resume(resume[0] if resume else 0)
+    else:
+        run = store.create(method, {
+            "budget": budget, "dataset": context.dataset.name, "distill": asdict(config), "student": asdict(student),
+            "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg),
+        }) if store else None
     history: list[dict] = []
 
     def callback(record: dict) -> None:
@@ -180,6 +190,7 @@ def run_method(
             if run:
                 record["checkpoint"].save(run.checkpoint_dir / f"step_{record['step']:06d}.safetensors")
             return
+        _check_finite(record)
         history.append(record)
         if run:
             run.append_history(record)
@@ -191,7 +202,8 @@ def run_method(
         device = resolve_device(config.device)
         started = time.perf_counter()
         with PeakMemory(device) as memory:
-            synthetic = distill(context, method, budget, config, callback, run.stop_requested if run else None)
+            synthetic = distill(context, method, budget, config, callback, run.stop_requested if run else None,
+                                **({"resume": resume} if resume else {}))
         seconds = time.perf_counter() - started
         if run and run.stop_requested():
             synthetic.save(run.synthetic_path)
@@ -214,3 +226,23 @@ def run_method(
         if run:
             run.set_status("failed", f"{exc.__class__.__name__}: {exc}", traceback=traceback.format_exc(limit=5))
         raise
+
+
+def _resume_point(run: Run) -> tuple[int, SyntheticData] | None:
+    """(step, S) of the run's latest checkpoint, or None when it was killed before its first one."""
+    if run.config.get("method") not in RESUMABLE:
+        raise ValueError(f"only {' and '.join(RESUMABLE)} runs can be resumed; run {run.id} is "
+                         f"{run.config.get('method')!r} (start it again instead).")
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is None:
+        return None
+    return int(checkpoint.stem.split("_")[-1]), SyntheticData.load(checkpoint)
+
+
+def _check_finite(record: dict) -> None:
+    """A loss that became NaN or infinite ends the run with a message instead of training on garbage."""
+    bad = [k for k, v in record.items() if k.startswith("loss") and isinstance(v, float) and not np.isfinite(v)]
+    if bad:
+        raise FloatingPointError(
+            f"{', '.join(bad)} became {record[bad[0]]} at step {record.get('step')}: the run diverged. Try a smaller "
+            "synthetic_lr / outer_lr, or resume it from its last checkpoint.")

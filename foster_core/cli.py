@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--budgets", nargs="+", type=_positive_int, default=[10, 20, 50])
     bench.add_argument("--out", type=Path, help="write the JSON results here")
     _add_distill_arguments(bench)
+    _add_resume_command(commands)
     return parser
 
 
@@ -234,6 +235,38 @@ def format_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- resume (reliability issue)
+
+
+def _add_resume_command(commands: argparse._SubParsersAction) -> None:
+    resume = commands.add_parser(
+        "resume", help="continue an interrupted foster/bptt run from its latest checkpoint of S, in its own folder")
+    resume.add_argument("run_id", help="the run's folder name in the run store")
+    resume.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
+    resume.add_argument("--dataset", help="the run's dataset, when the run does not record where it came from "
+                                          "(runs made by `distill` on a file or folder)")
+    resume.add_argument("--cache-dir", help="the cache folder the run used (default: $FOSTER_CACHE_DIR or ~/.cache/foster_studio)")
+
+
+def _command_resume(args: argparse.Namespace) -> int:
+    from .resume import resume_in_foreground
+    from .run_store import RunNotFound
+
+    bar = _LazyBar(f"Resuming {args.run_id}", "step")
+
+    def on_record(record: dict) -> None:
+        if "phase" not in record:
+            bar.set(record["step"], record["of"])
+
+    try:
+        outcome = resume_in_foreground(args.run_id, args.runs_dir, args.dataset, args.cache_dir, on_record)
+    except RunNotFound as exc:
+        raise ValueError(exc.args[0]) from None
+    bar.close()
+    print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -243,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             return _command_distill(args)
         if args.command == "bench":
             return _command_bench(args)
+        if args.command == "resume":
+            return _command_resume(args)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

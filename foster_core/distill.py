@@ -402,19 +402,26 @@ def _cooccurrence_loss(syn: SparseSynthetic, text: torch.Tensor, config: Distill
 
 
 def distill_foster(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
-                   should_stop: StopCheck | None = None) -> SyntheticData:
+                   should_stop: StopCheck | None = None, *,
+                   resume: tuple[int, SyntheticData] | None = None) -> SyntheticData:
     """First-order penalty updates of S, theta and theta_hat (foster-method.md, "One distillation step").
 
     With `s_update="alignment"` (ours), S instead follows the gradient-alignment term at theta_hat
     (`_alignment_gradient`); theta_hat, theta, the resets, the subsets and L_r stay as they are.
+    `resume=(step, S)` continues a killed run after `step` from its checkpointed S: only S is restored;
+    theta, theta_hat, the optimisers and the random stream start afresh from the trajectory.
     """
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
-    init = _init_foster(context, budget, config)
-    input_logits = torch.full(init.input_items.shape, 0.0)
-    input_logits[..., 0] = config.init_scale
-    input_logits += config.init_noise * torch.randn(input_logits.shape, generator=generator)
-    label_logits = init.label_probs.clamp(min=1e-8).log()
+    first_step = 1
+    if resume is None:
+        init = _init_foster(context, budget, config)
+        input_logits = torch.full(init.input_items.shape, 0.0)
+        input_logits[..., 0] = config.init_scale
+        input_logits += config.init_noise * torch.randn(input_logits.shape, generator=generator)
+        label_logits = init.label_probs.clamp(min=1e-8).log()
+    else:
+        first_step, init, input_logits, label_logits = _resume_state(context, budget, resume)
     syn = SparseSynthetic(init, input_logits, label_logits, config.learn_labels).to(device)
     syn_params = [p for p in syn.parameters() if p.requires_grad]
 
@@ -429,9 +436,9 @@ def distill_foster(context: DistillContext, budget: int, config: DistillConfig, 
     # Real batches come from the holdout's inputs, so the holdout that picks S stays unseen by S's updates.
     inputs, targets = (torch.from_numpy(a) for a in next_item_pairs(context.holdout.train, context.model_cfg.max_len))
     text = context.text_embeddings.to(device)
-    candidates: list[tuple[int, SyntheticData]] = [(0, syn.to_data())] if config.select_every else []
+    candidates: list[tuple[int, SyntheticData]] = [(first_step - 1, syn.to_data())] if config.select_every else []
     started = time.perf_counter()
-    for step in range(1, config.steps + 1):
+    for step in range(first_step, config.steps + 1):
         if should_stop and should_stop():
             break
         if config.reset_every and step % config.reset_every == 0:
@@ -542,22 +549,29 @@ def _alignment_gradient(net: TextSASRec, syn: SparseSynthetic, syn_params: list[
 
 
 def distill_bptt(context: DistillContext, budget: int, config: DistillConfig, callback: StepCallback | None = None,
-                 should_stop: StopCheck | None = None) -> SyntheticData:
+                 should_stop: StopCheck | None = None, *,
+                 resume: tuple[int, SyntheticData] | None = None) -> SyntheticData:
     """TD3/Farzi-style: unroll `unroll_steps` SGD steps on S from a trajectory checkpoint, back-propagate the
-    real loss of the unrolled model into S. Memory grows with the unroll; kept to measure that."""
+    real loss of the unrolled model into S. Memory grows with the unroll; kept to measure that.
+    `resume=(step, S)` continues after `step` from a checkpointed S (the optimiser starts afresh)."""
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
-    init = _init_foster(context, budget, config)
-    input_logits = torch.zeros(init.input_items.shape)
-    input_logits[..., 0] = config.init_scale
-    syn = SparseSynthetic(init, input_logits, init.label_probs.clamp(min=1e-8).log(), config.learn_labels).to(device)
+    first_step = 1
+    if resume is None:
+        init = _init_foster(context, budget, config)
+        input_logits = torch.zeros(init.input_items.shape)
+        input_logits[..., 0] = config.init_scale
+        label_logits = init.label_probs.clamp(min=1e-8).log()
+    else:
+        first_step, init, input_logits, label_logits = _resume_state(context, budget, resume)
+    syn = SparseSynthetic(init, input_logits, label_logits, config.learn_labels).to(device)
     syn_params = [p for p in syn.parameters() if p.requires_grad]
     opt_syn = torch.optim.Adam(syn_params, lr=config.synthetic_lr)
     trajectory = context.trajectory()
     net = context.new_model().to(device).train()
     inputs, targets = (torch.from_numpy(a) for a in next_item_pairs(context.train, context.model_cfg.max_len))
     started = time.perf_counter()
-    for step in range(1, config.steps + 1):
+    for step in range(first_step, config.steps + 1):
         if should_stop and should_stop():
             break
         load_checkpoint(net, trajectory[int(torch.randint(len(trajectory), (1,), generator=generator))])
@@ -578,7 +592,21 @@ def distill_bptt(context: DistillContext, budget: int, config: DistillConfig, ca
         if callback and (step % config.log_every == 0 or step == config.steps):
             callback({"step": step, "of": config.steps, "seconds": time.perf_counter() - started,
                       "loss_real": outer.item(), "loss_syn": loss.item(), "subset": int(len(subset))})
+        if callback and config.checkpoint_every and step % config.checkpoint_every == 0:
+            callback({"checkpoint": syn.to_data(), "step": step})
     return syn.to_data()
+
+
+def _resume_state(context: DistillContext, budget: int, resume: tuple[int, SyntheticData]):
+    """(first step, S, input logits, label logits) to continue from a checkpoint of S taken after `step`."""
+    step, data = resume
+    if data.num_sequences != budget:
+        raise ValueError(f"the checkpoint holds {data.num_sequences} sequences, not the run's budget of {budget}.")
+    if int(max(data.input_items.max(), data.label_items.max())) >= context.num_items:
+        raise ValueError("the checkpoint names items this dataset does not have: resume it on the run's own dataset.")
+    # log(softmax(z)) differs from z by a constant per row, so the softmax (what S is) is restored exactly.
+    logits = [probs.float().clamp(min=1e-12).log() for probs in (data.input_probs, data.label_probs)]
+    return step + 1, data, logits[0], logits[1]
 
 
 class _LossWithParams(torch.nn.Module):
@@ -612,9 +640,17 @@ METHODS: dict[str, Distiller] = {
 }
 
 
+RESUMABLE = ("foster", "bptt")  # the methods that checkpoint S while they work
+
+
 def distill(context: DistillContext, method: str, budget: int, config: DistillConfig | None = None,
-            callback: StepCallback | None = None, should_stop: StopCheck | None = None) -> SyntheticData:
+            callback: StepCallback | None = None, should_stop: StopCheck | None = None, *,
+            resume: tuple[int, SyntheticData] | None = None) -> SyntheticData:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     check_budget(context, budget)
+    if resume is not None:
+        if method not in RESUMABLE:
+            raise ValueError(f"only {' and '.join(RESUMABLE)} runs can resume from a checkpoint, not {method!r}.")
+        return METHODS[method](context, budget, config or DistillConfig(), callback, should_stop, resume=resume)
     return METHODS[method](context, budget, config or DistillConfig(), callback, should_stop)

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .atomic import atomic_write_json
-from .run_store import Run, RunStore, _process_alive, default_runs_dir
+from .run_store import RUN_ID_PATTERN, Run, RunStore, _process_alive, default_runs_dir
 
 JOBS_FOLDER = ".jobs"
 LOCK_FILE = ".queue.lock"
@@ -67,6 +67,7 @@ class JobSpec:
     preset: str = "custom"
     threads: int = 0  # 0 = default_threads()
     cache_dir: str | None = None  # None = FOSTER_CACHE_DIR or its default
+    resume_run: str | None = None  # continue this interrupted run (foster/bptt) instead of starting a new one
 
     def pairs(self) -> list[tuple[str, int]]:
         return [(method, budget) for budget in self.budgets for method in self.methods]
@@ -182,8 +183,10 @@ class JobQueue:
         (job.path / "worker.pid").write_text(str(process.pid))
 
     def get(self, job_id: str) -> Job:
+        if not RUN_ID_PATTERN.match(job_id or ""):
+            raise KeyError(f"not a valid job id: {job_id!r}")
         path = self.jobs_dir / job_id
-        if not (path / "job.json").is_file() or "/" in job_id or job_id.startswith("."):
+        if not (path / "job.json").is_file():
             raise KeyError(f"no job {job_id!r}")
         return Job(path)
 
@@ -336,6 +339,11 @@ def run_job(job: Job, runs_dir: Path) -> None:
                     raise _Cancelled()
                 job.update(status="running", message=f"{method} n={budget} ({index + 1} of {len(pairs)})",
                            done_runs=index)
+                if spec.resume_run:  # the run exists already: tell the job about it as create() would
+                    resumed = store.get(spec.resume_run)
+                    job.update(current_run=resumed.id, run_ids=[resumed.id], message=f"{method}: resuming {resumed.id}")
+                    run_method(context, method, budget, distill_cfg, student_cfg, store, resume_run=resumed)
+                    continue
                 run_method(context, method, budget, distill_cfg, student_cfg, store)
             job.update(done_runs=len(pairs))
             if spec.reference and not job.stop_requested():

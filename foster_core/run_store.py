@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write, atomic_write_json, remove_temporaries
 
 RUNS_ENV = "FOSTER_RUNS_DIR"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -53,6 +53,18 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    # A killed child of this process (the app's worker) stays a zombie until reaped, and signal 0 still
+    # reaches a zombie: without this check a SIGKILLed worker would read as "running" for ever.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    if state in ("Z", "X"):
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is ours
+        except ChildProcessError:
+            pass
+        return False
     return True
 
 
@@ -134,6 +146,26 @@ class Run:
         checkpoints = sorted(self.checkpoint_dir.glob("step_*.safetensors"))
         return checkpoints[-1] if checkpoints else None
 
+    def resumable(self) -> bool:
+        """Whether `resume` may take this run up: it ended without finishing (killed, failed or stopped)."""
+        return self.status.get("status") in ("interrupted", "failed", "stopped")
+
+    def prepare_resume(self, step: int) -> None:
+        """Make the folder ready to continue after `step`: drop what came later (loss records past the checkpoint,
+        selection records, a stop request, temporaries a kill left behind, stale results) and say so."""
+        if not self.resumable():
+            raise ValueError(f"run {self.id} is {self.status.get('status')}; only an interrupted, failed or "
+                             "stopped run can be resumed.")
+        kept = [r for r in self.history if "phase" not in r and isinstance(r.get("step"), int) and r["step"] <= step]
+        atomic_write(self.path / "history.jsonl",
+                     lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8"))
+        for leftover in ("STOP", "results.json"):
+            (self.path / leftover).unlink(missing_ok=True)
+        remove_temporaries(self.path)
+        resumes = int(self.status.get("resumes", 0)) + 1
+        self.set_status("running", f"resumed from step {step}" if step else "restarted (no checkpoint yet)",
+                        resumed_from=step, resumes=resumes, phase=None, started=time.time())
+
     def _read_json(self, name: str, default):
         try:
             return json.loads((self.path / name).read_text(encoding="utf-8"))
@@ -177,4 +209,6 @@ class RunStore:
         run = self.get(run_id)
         if run.status.get("status") == "running":
             raise ValueError(f"run {run_id} is still running; stop it first")
+        if run.path.is_symlink() or run.path.resolve().parent != self.root.resolve():
+            raise RunNotFound(f"{run_id} is not a folder of the run store {self.root}")
         shutil.rmtree(run.path)
