@@ -8,8 +8,9 @@ import streamlit as st
 from foster_core.benchmark import StudentConfig
 from foster_core.data import DataError
 import foster_core.distill as distill_module
-from foster_core.distill import METHODS, DistillConfig
+from foster_core.distill import METHODS, RESUMABLE, DistillConfig
 from foster_core.jobs import ACTIVE, default_threads
+from foster_core.resume import resume_spec
 from foster_core.run_store import RunNotFound
 from foster_core.studio import PRESETS, format_seconds, job_spec, loss_frame, loss_records, run_progress
 from foster_core.training import TrainConfig
@@ -107,6 +108,40 @@ def live_jobs() -> None:
 if shown:
     st.subheader("Current job" if active else "Last job")
     live_jobs()
+
+
+def interrupted_runs() -> None:
+    """FOSTER and bptt runs that ended without finishing: resume them from their last checkpoint, or delete them."""
+    resumable = [run for run in store.list() if run.config.get("method") in RESUMABLE
+                 and run.status.get("status") in ("interrupted", "failed", "stopped")]
+    if not resumable:
+        return
+    st.subheader("Interrupted runs")
+    st.caption("These runs ended before finishing (the worker was killed, the run failed or was stopped). Resume "
+               "continues from the last saved synthetic data in the same run folder; the recommender's and the "
+               "optimisers' states start again from the expert's trajectory.")
+    for run in resumable[:10]:
+        checkpoint = run.latest_checkpoint()
+        where = f"from step {int(checkpoint.stem.split('_')[-1])}" if checkpoint else "from the start (no checkpoint yet)"
+        left, mid, right = st.columns([6, 1, 1])
+        left.markdown(f"`{run.id}` · {run.config.get('method')} n={run.config.get('budget')} · "
+                      f"{run.status.get('status')}: {run.status.get('message', '')[:120]} · resumes {where}")
+        if mid.button("Resume", key=f"resume_{run.id}", disabled=bool(active)):
+            try:
+                job = queue.submit(resume_spec(run, store))
+            except (ValueError, DataError) as exc:
+                st.error(f"Cannot resume {run.id}: {exc}")
+            else:
+                st.session_state["job_id"] = job.id
+                st.rerun()
+        if right.button("Delete", key=f"delete_{run.id}"):
+            store.delete(run.id)
+            st.rerun()
+    if active:
+        st.caption("Resume is available once the current job has ended (one job at a time on this machine).")
+
+
+interrupted_runs()
 
 st.subheader("New job")
 try:
