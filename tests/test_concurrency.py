@@ -43,17 +43,23 @@ def foster_job(folder: Path, steps: int) -> JobSpec:
 
 
 def test_two_sessions_each_start_a_distillation_both_finish_and_the_second_waits(studio):
-    first_session, second_session = JobQueue(studio / "runs"), JobQueue(studio / "runs")
-    first = first_session.submit(foster_job(studio / "tiny", 200))
-    second = second_session.submit(foster_job(studio / "tiny", 40))
-
     page = AppTest.from_file(DISTILL_PAGE, default_timeout=120).run()  # the first visit imports everything
     assert not page.exception
+    first_session, second_session = JobQueue(studio / "runs"), JobQueue(studio / "runs")
+    first = first_session.submit(foster_job(studio / "tiny", 400))
+    second = second_session.submit(foster_job(studio / "tiny", 40))
+    sessions = {first.id: first_session, second.id: second_session}
     deadline = time.monotonic() + 240
-    while not (first.status == "running" and second.status == "queued"
-               and second_session.waiting_message(second).startswith("queued behind")):
-        assert time.monotonic() < deadline, (first.state, second.state, first.log[-2000:])
-        time.sleep(0.1)
+    while True:  # both workers start at once; whichever takes the queue first works, the other must wait
+        working = [job for job in (first, second) if job.status in ("preparing", "running")]
+        waiting = [job for job in (first, second) if job.status == "queued"
+                   and sessions[job.id].waiting_message(job).startswith("queued behind")]
+        if len(working) == 1 and len(waiting) == 1:
+            break
+        assert time.monotonic() < deadline and "finished" not in (first.status, second.status), (
+            first.state, second.state, first.log[-2000:])
+        time.sleep(0.02)
+    [holder], [waiter] = working, waiting
     rerun_seconds = []
     for _ in range(5):
         started = time.perf_counter()
@@ -69,11 +75,13 @@ def test_two_sessions_each_start_a_distillation_both_finish_and_the_second_waits
     assert run_one != run_two and len(store.list()) == 2
     one, two = store.get(run_one), store.get(run_two)
     assert one.config["job"] == first.id and two.config["job"] == second.id
-    assert one.config["distill"]["steps"] == 200 and two.config["distill"]["steps"] == 40
-    assert one.history[-1]["step"] == 200 and two.history[-1]["step"] == 40  # neither wrote into the other
+    assert one.config["distill"]["steps"] == 400 and two.config["distill"]["steps"] == 40
+    assert one.history[-1]["step"] == 400 and two.history[-1]["step"] == 40  # neither wrote into the other
     assert one.results and two.results
-    # One at a time: the second run began only after the first had finished.
-    assert (one.path / "status.json").stat().st_mtime <= two.status["started"] + 0.01
+    # One at a time: the waiting job's run began only after the working job's run had finished.
+    earlier, later = (one, two) if holder is first else (two, one)
+    assert (earlier.path / "status.json").stat().st_mtime <= later.status["started"] + 0.01
+    assert waiter.id != holder.id
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "concurrency.json").write_text(json.dumps({
