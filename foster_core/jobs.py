@@ -314,9 +314,9 @@ def run_job(job: Job, runs_dir: Path) -> None:
     """The worker's body: wait for the queue, build the context once, run every pair, then the reference."""
     import torch
 
-    from .benchmark import evaluate_full, run_method
+    from .benchmark import run_method
     from .data import load_dataset
-    from .experiment import build_context
+    from .experiment import build_context, record_full_run
 
     spec = job.spec
     torch.set_num_threads(spec.threads or default_threads())
@@ -351,13 +351,7 @@ def run_job(job: Job, runs_dir: Path) -> None:
                              "model": asdict(model_cfg), "expert": asdict(expert_cfg)}
                 if not has_reference(store, dataset.name, reference):
                     job.update(status="running", message="full-data reference (cached after the first time)")
-                    run = store.create("full", reference)
-                    run.set_status("running", "training on the full training split", phase="evaluate")
-                    results = evaluate_full(context, student_cfg)
-                    results.update(method="full", budget=None, distill_seconds=0.0, peak_mb=0.0,
-                                   expert_seconds=context.expert_seconds)
-                    run.write_results(results)
-                    run.set_status("finished", "done")
+                    record_full_run(context, student_cfg, store)
         final = "stopped" if job.stop_requested() else "finished"
         job.update(status=final, message="stopped on request" if final == "stopped" else "done", current_run=None)
     except _Cancelled:
