@@ -62,31 +62,36 @@ def show_job(job) -> None:
         st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
     run_id = job.current_run_id or last_run_with_curves(job.run_ids)
     if run_id:
-        try:
-            run = store.get(run_id)
-        except RunNotFound:
-            return
-        progress = run_progress(run)
-        label = f"{run.config.get('method')} n={run.config.get('budget')}: {progress.text}"
-        if progress.eta_seconds is not None:
-            label += f" · about {format_seconds(progress.eta_seconds)} left"
-        if progress.fraction is not None:
-            st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
-        else:
-            st.caption(label)
-        frame = loss_frame(progress.loss_records)
-        if not frame.empty:
-            figure = px.line(frame, x="step", y="value", facet_col="term", facet_col_wrap=4, markers=True,
-                             title=f"Loss terms of run {run.id} (live)")
-            figure.update_yaxes(matches=None, showticklabels=True, title=None)
-            figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-            figure.update_layout(height=420, showlegend=False, margin=dict(t=60, b=10))
-            st.plotly_chart(figure, width="stretch", key=f"loss_{run.id}")
-        elif run.config.get("method") not in ("foster", "bptt"):
-            st.caption("This method selects real sequences: it has no loss curve, only an evaluation.")
+        show_run(run_id)
     if status in ACTIVE and st.button("Stop", key=f"stop_{job.id}", type="secondary"):
         job.request_stop(store)
         st.toast("Stop requested: the run stops at its next step.")
+
+
+def show_run(run_id: str) -> None:
+    """One run's progress bar with ETA and its loss curves."""
+    try:
+        run = store.get(run_id)
+    except RunNotFound:
+        return
+    progress = run_progress(run)
+    label = f"{run.config.get('method')} n={run.config.get('budget')}: {progress.text}"
+    if progress.eta_seconds is not None:
+        label += f" · about {format_seconds(progress.eta_seconds)} left"
+    if progress.fraction is not None:
+        st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
+    else:
+        st.caption(label)
+    frame = loss_frame(progress.loss_records)
+    if not frame.empty:
+        figure = px.line(frame, x="step", y="value", facet_col="term", facet_col_wrap=4, markers=True,
+                         title=f"Loss terms of run {run.id}" + (" (live)" if run.status.get("status") == "running" else ""))
+        figure.update_yaxes(matches=None, showticklabels=True, title=None)
+        figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+        figure.update_layout(height=420, showlegend=False, margin=dict(t=60, b=10))
+        st.plotly_chart(figure, width="stretch", key=f"loss_{run.id}")
+    elif run.config.get("method") not in ("foster", "bptt"):
+        st.caption("This method selects real sequences: it has no loss curve, only an evaluation.")
 
 
 jobs = queue.jobs()
@@ -108,6 +113,13 @@ def live_jobs() -> None:
 if shown:
     st.subheader("Current job" if active else "Last job")
     live_jobs()
+else:
+    # No job from this app yet, but runs made elsewhere (the CLI's distill or bench) still have curves to show.
+    latest = last_run_with_curves([run.id for run in sorted(store.list(), key=lambda r: r.id)])
+    if latest:
+        st.subheader("Latest run")
+        with st.container(border=True):
+            show_run(latest)
 
 
 def interrupted_runs() -> None:
