@@ -25,6 +25,17 @@ def cyclic_tables(n_users: int = 40, n_items: int = 12, length: int = 8, seed: i
 
 
 @pytest.fixture
+def tiny_folder(tmp_path):
+    """A dataset folder (interactions.csv + items.csv) of the cyclic tables, as a user would point at."""
+    interactions, items = cyclic_tables()
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    interactions.to_csv(folder / "interactions.csv", index=False)
+    items.to_csv(folder / "items.csv", index=False)
+    return folder
+
+
+@pytest.fixture
 def cyclic_dataset() -> Dataset:
     interactions, items = cyclic_tables()
     return build_dataset("cyclic", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))

@@ -7,18 +7,6 @@ import pytest
 
 from foster_core.jobs import Job, JobQueue, JobSpec, _QueueLock
 
-from conftest import cyclic_tables
-
-
-@pytest.fixture
-def tiny_folder(tmp_path):
-    interactions, items = cyclic_tables()
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    interactions.to_csv(folder / "interactions.csv", index=False)
-    items.to_csv(folder / "items.csv", index=False)
-    return folder
-
 
 def coreset_spec(folder, **changes) -> JobSpec:
     spec = dict(dataset=str(folder), methods=["random"], budgets=[4], expert={"epochs": 2},

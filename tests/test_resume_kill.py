@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import random_text_embeddings
 
 from foster_core import distill as distill_module
 from foster_core.benchmark import StudentConfig, run_method
@@ -24,21 +25,9 @@ from foster_core.run_store import RunStore
 from foster_core.synthetic import SyntheticData
 from foster_core.training import TrainConfig
 
-from conftest import cyclic_tables, random_text_embeddings
-
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "reliability"
 TINY_DISTILL = {"steps": 240, "log_every": 4, "checkpoint_every": 4, "select_every": 0, "subset_size": 0,
                 "real_batch_size": 32, "reg_items": 32, "init_selection": "random", "device": "cpu"}
-
-
-@pytest.fixture
-def tiny_folder(tmp_path):
-    interactions, items = cyclic_tables()
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    interactions.to_csv(folder / "interactions.csv", index=False)
-    items.to_csv(folder / "items.csv", index=False)
-    return folder
 
 
 def foster_spec(folder: Path, cache: Path) -> JobSpec:
