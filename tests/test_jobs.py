@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_a_second_job_waits_behind_the_holder_of_the_queue_and_can_be_cancelled(
             if waiting.state.get("message", "").startswith("waiting"):
                 break
             os.sched_yield()
-            import time; time.sleep(0.1)
+            time.sleep(0.1)
         assert waiting.status == "queued"
         assert queue.waiting_message(waiting) == f"queued behind job {holder.id}: one run at a time on this machine"
         waiting.request_stop(queue.store)
