@@ -51,3 +51,12 @@ def remove_temporaries(folder: str | Path) -> int:
             leftover.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def read_json_or(path: str | Path, default):
+    """The JSON in path, or `default` when it is missing or unreadable (atomic writes make torn files rare,
+    but a run killed before its first write has none)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return default

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomic import atomic_write_json
-from .run_store import RUN_ID_PATTERN, Run, RunStore, _process_alive, default_runs_dir
+from .atomic import atomic_write_json, read_json_or
+from .run_store import RUN_ID_PATTERN, Run, RunStore, _process_alive
 
 JOBS_FOLDER = ".jobs"
 LOCK_FILE = ".queue.lock"
@@ -140,10 +140,7 @@ class Job:
         atomic_write_json(self.path / "state.json", state)
 
     def _read(self, name: str, default):
-        try:
-            return json.loads((self.path / name).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return default
+        return read_json_or(self.path / name, default)
 
 
 class JobQueue:

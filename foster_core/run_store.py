@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomic import atomic_write, atomic_write_json, remove_temporaries
+from .atomic import atomic_write, atomic_write_json, read_json_or, remove_temporaries
 
 RUNS_ENV = "FOSTER_RUNS_DIR"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -167,10 +167,7 @@ class Run:
                         resumed_from=step, resumes=resumes, phase=None, started=time.time())
 
     def _read_json(self, name: str, default):
-        try:
-            return json.loads((self.path / name).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return default
+        return read_json_or(self.path / name, default)
 
 
 class RunStore:
