@@ -107,6 +107,8 @@ def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
                         help="items kept in each label distribution (expert's top predictions)")
     parser.add_argument("--init-selection", default=DistillConfig.init_selection, choices=SELECTIONS,
                         help="real sequences FOSTER starts from")
+    parser.add_argument("--init-packing", default=DistillConfig.init_packing, choices=["auto", "on", "off"],
+                        help="FOSTER starts from real sequences laid end to end (auto: when they are short)")
     parser.add_argument("--teacher-selection", default=DistillConfig.teacher_selection, choices=SELECTIONS,
                         help="real sequences `teacher` labels (random = the label-distillation baseline)")
     parser.add_argument("--s-update", default=DistillConfig.s_update, choices=["penalty", "alignment"],
@@ -135,7 +137,7 @@ def _distill_config(args: argparse.Namespace) -> DistillConfig:
     return DistillConfig(seed=args.seed, device=args.device, steps=args.steps, subset_size=args.subset_size,
                          reset_every=args.reset_every, reg_weight=args.reg_weight, label_support=args.label_support,
                          init_selection=args.init_selection, teacher_selection=args.teacher_selection,
-                         s_update=args.s_update)
+                         init_packing=args.init_packing, s_update=args.s_update)
 
 
 def _student_config(args: argparse.Namespace) -> StudentConfig:

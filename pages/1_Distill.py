@@ -184,7 +184,7 @@ with st.expander("Advanced settings"):
     selections = list(getattr(distill_module, "SELECTIONS", ("random", "longest", "kcenter", "herding")))
     distill_values = dataclass_inputs(preset.distill, f"distill_{preset_name}", choices={
         **{f.name: selections for f in fields(DistillConfig) if f.name.endswith("_selection")},
-        "s_update": ["penalty", "alignment"], "device": ["auto", "cpu", "cuda"]})
+        "s_update": ["penalty", "alignment"], "init_packing": ["auto", "on", "off"], "device": ["auto", "cpu", "cuda"]})
     st.markdown("**Evaluation students** (StudentConfig)")
     s_left, s_mid, s_right = st.columns(3)
     seeds = s_left.number_input("students (seeds)", 1, 10, len(preset.student.seeds), key=f"seeds_{preset_name}")

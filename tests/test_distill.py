@@ -178,3 +178,26 @@ def test_teacher_labels_random_sequences_and_foster_starts_from_its_own_selectio
     start = labelled_selection(context, 4, config, config.init_selection)
     assert torch.equal(start.input_items, distill(context, "kcenter", 4, config).input_items)
     assert start.label_items.shape[-1] == config.label_support
+
+
+def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
+    from conftest import cyclic_tables
+    from foster_core.data import DataConfig, build_dataset
+    from foster_core.distill import labelled_selection, packed_sequences
+
+    interactions, items = cyclic_tables(n_users=30, length=5)  # 3 training items per user
+    dataset = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
+    context = DistillContext(dataset, random_text_embeddings(dataset.num_items), TINY_MODEL,
+                             TrainConfig(epochs=2, batch_size=8), cache_dir=tmp_path)
+    packed = packed_sequences(context, 4, QUICK, "random")
+    assert len(packed) == 4
+    assert all(len(seq) == 9 for seq in packed)  # three 3-item sequences fit in max_len = 10, a fourth does not
+    pieces = [tuple(seq[i : i + 3]) for seq in packed for i in (0, 3, 6)]
+    train = [tuple(s) for s in context.train]
+    assert all(piece in train for piece in pieces)
+    # No training sequence is used twice (cyclic users can share a sequence, so count per sequence).
+    assert all(pieces.count(p) <= train.count(p) for p in pieces)
+
+    plain = labelled_selection(context, 4, QUICK, "random")
+    start = labelled_selection(context, 4, QUICK, "random", packed=True)
+    assert int(start.mask.sum()) == 4 * 8 and int(plain.mask.sum()) == 4 * 2
