@@ -201,3 +201,19 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
     plain = labelled_selection(context, 4, QUICK, "random")
     start = labelled_selection(context, 4, QUICK, "random", packed=True)
     assert int(start.mask.sum()) == 4 * 8 and int(plain.mask.sum()) == 4 * 2
+
+
+def test_auto_packing_packs_short_sequences_only(context, tmp_path):
+    from conftest import cyclic_tables
+    from foster_core.data import DataConfig, build_dataset
+    from foster_core.distill import packs
+
+    interactions, items = cyclic_tables(n_users=30, length=5)
+    short = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
+    short_context = DistillContext(short, random_text_embeddings(short.num_items), TINY_MODEL, cache_dir=tmp_path)
+    auto = DistillConfig()
+    assert packs(short_context, auto)  # 3 training items of max_len 10
+    assert not packs(context, auto)  # 6 of 10
+    assert packs(context, DistillConfig(init_packing="on")) and not packs(short_context, DistillConfig(init_packing="off"))
+    with pytest.raises(ValueError, match="init_packing"):
+        DistillConfig(init_packing="yes")

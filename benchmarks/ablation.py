@@ -1,0 +1,103 @@
+"""FOSTER minus each component at one budget, every variant scored by the same students as the bench.
+
+Variants (ids for --variants):
+  all        FOSTER with its defaults
+  subset     - item subset sampling (softmax over the full catalogue)
+  reset      - trajectory-anchored reset (R = 0)
+  reg        - co-occurrence regulariser (mu = 0)
+  select     - holdout selection (S of the last step)
+  packing    - packed start (one real sequence per synthetic sequence, left-padded)
+  start      - all updates: FOSTER's start itself (selected real sequences, expert labels)
+
+Writes JSON (--out) and prints a markdown table; no assertions. Variants can be split across processes
+(--variants) and their JSON files merged with --merge.
+
+    python benchmarks/ablation.py --dataset ../shared/data/amazon_scientific --budget 20 --out ablation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from foster_core.atomic import atomic_write_json
+from foster_core.benchmark import StudentConfig, evaluate_full, evaluate_synthetic
+from foster_core.data import DataConfig, load_dataset
+from foster_core.distill import DistillConfig, distill, labelled_selection, packs
+from foster_core.experiment import build_context
+from foster_core.model import ModelConfig
+from foster_core.training import TrainConfig
+
+VARIANTS = {
+    "all": ("FOSTER (all components)", {}),
+    "subset": ("- item subset sampling (full catalogue)", {"subset_size": 0}),
+    "reset": ("- trajectory reset", {"reset_every": 0}),
+    "reg": ("- regulariser L_r", {"reg_weight": 0.0}),
+    "select": ("- holdout selection (S of the last step)", {"select_every": 0}),
+    "packing": ("- packed start (one real sequence per row)", {"init_packing": "off"}),
+    "start": ("- all updates (the start itself)", None),
+}
+METRICS = ("ndcg@10", "recall@10")
+
+
+def run_variant(context, budget: int, base: DistillConfig, student: StudentConfig, variant: str) -> dict:
+    label, changes = VARIANTS[variant]
+    started = time.perf_counter()
+    if changes is None:
+        data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base))
+    else:
+        data = distill(context, "foster", budget, replace(base, **changes))
+    seconds = time.perf_counter() - started
+    results = evaluate_synthetic(context, data, student)
+    return {"variant": variant, "label": label, "distill_seconds": seconds,
+            **{k: results["test"][k] for k in results["test"]}, "coverage": results["coverage"]}
+
+
+def table(report: dict) -> str:
+    full = report["full"]
+    lines = [f"{report['dataset']}, n = {report['budget']}; full data NDCG@10 "
+             f"{full['ndcg@10']['mean']:.4f} ± {full['ndcg@10']['std']:.4f}", "",
+             "| variant | NDCG@10 | Recall@10 | ratio | distill s |", "| --- | --- | --- | --- | --- |"]
+    for row in sorted(report["rows"], key=lambda r: list(VARIANTS).index(r["variant"])):
+        cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in METRICS]
+        ratio = row["ndcg@10"]["mean"] / full["ndcg@10"]["mean"]
+        lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {ratio:.2f} | {row['distill_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="movielens")
+    parser.add_argument("--budget", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--merge", nargs="+", type=Path, help="merge these ablation JSON files into --out")
+    args = parser.parse_args()
+    if args.merge:
+        reports = [json.loads(p.read_text()) for p in args.merge]
+        merged = {**reports[0], "rows": [row for r in reports for row in r["rows"]]}
+        if args.out:
+            atomic_write_json(args.out, merged)
+        print(table(merged))
+        return
+
+    dataset = load_dataset(args.dataset, DataConfig())
+    context = build_context(dataset, ModelConfig(), TrainConfig())
+    student = StudentConfig(seeds=tuple(range(args.seeds)))
+    base = DistillConfig()
+    report = {"dataset": dataset.name, "budget": args.budget, "config": asdict(base), "student": asdict(student),
+              "full": evaluate_full(context, student)["test"], "rows": []}
+    for variant in args.variants:
+        report["rows"].append(run_variant(context, args.budget, base, student, variant))
+        if args.out:  # after every variant, so a long run killed part-way keeps what it measured
+            atomic_write_json(args.out, report)
+        print(f"{variant}: {report['rows'][-1]['ndcg@10']['mean']:.4f}", flush=True)
+    print(table(report))
+
+
+if __name__ == "__main__":
+    main()
