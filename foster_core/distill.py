@@ -306,6 +306,11 @@ def packed_sequences(context: DistillContext, budget: int, config: DistillConfig
             room[fits[0]] -= len(seq)
         if room.max() < 2:
             break
+    # Too few sequences to fill every row: an empty row means every sequence found room, and there are at
+    # least `budget` of them, so some row holds two; the fullest rows give their last sequence away.
+    for empty in [j for j in range(budget) if not bins[j]]:
+        donor = max(range(budget), key=lambda j: len(bins[j]))
+        bins[empty].append(bins[donor].pop())
     return [np.concatenate(parts) for parts in bins]
 
 

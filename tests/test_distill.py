@@ -198,6 +198,11 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
     # No training sequence is used twice (cyclic users can share a sequence, so count per sequence).
     assert all(pieces.count(p) <= train.count(p) for p in pieces)
 
+    # 30 sequences of 3 items cannot fill 25 rows of 10: every row still gets at least one whole sequence.
+    sparse = packed_sequences(context, 25, QUICK, "kcenter")
+    assert len(sparse) == 25 and all(len(seq) in (3, 6, 9) for seq in sparse)
+    assert sum(len(seq) for seq in sparse) == 30 * 3
+
     plain = labelled_selection(context, 4, QUICK, "random")
     start = labelled_selection(context, 4, QUICK, "random", packed=True)
     assert int(start.mask.sum()) == 4 * 8 and int(plain.mask.sum()) == 4 * 2
