@@ -222,3 +222,22 @@ def test_auto_packing_packs_short_sequences_only(context, tmp_path):
     assert packs(context, DistillConfig(init_packing="on")) and not packs(short_context, DistillConfig(init_packing="off"))
     with pytest.raises(ValueError, match="init_packing"):
         DistillConfig(init_packing="yes")
+
+
+def test_ablation_script_scores_variants_with_the_bench_students(context):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "benchmarks" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    student = StudentConfig(seeds=(0,), epochs=3, patience=3, eval_every=1)
+    base = DistillConfig(**{**QUICK.__dict__, "device": "cpu"})
+    rows = [ablation.run_variant(context, 4, base, student, v) for v in ("start", "reg")]
+    assert [r["variant"] for r in rows] == ["start", "reg"]
+    assert all(0.0 <= r["ndcg@10"]["mean"] <= 1.0 for r in rows)
+    full = {"ndcg@10": {"mean": 0.5, "std": 0.0}}
+    text = ablation.table({"dataset": "cyclic", "budget": 4, "full": full, "rows": rows[::-1]})
+    # Rows print in the script's variant order, whatever order they were measured in.
+    assert text.index("- regulariser L_r") < text.index("- all updates")
+    assert f"{rows[0]['ndcg@10']['mean'] / 0.5:.2f}" in text
