@@ -342,7 +342,7 @@ def steps_section(args: argparse.Namespace, state: dict) -> dict:
 
 def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, n: int = 20, length: int = 50,
                      text_dim: int = 384, batch_size: int = 128, warmup: int = 2, seed: int = 0,
-                     inputs_from_subset: bool = False) -> dict:
+                     inputs_from_subset: bool = False, support_pool: int | None = None) -> dict:
     """Seconds per FOSTER step with a generated catalogue of `num_items` items at a fixed subset size.
 
     Built from distill.py's own step pieces (SparseSynthetic, _subset, _synthetic_loss, _real_loss,
@@ -353,6 +353,12 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     distill.py's real loss runs `net(seqs)`, which embeds the whole catalogue to look up the batch's inputs:
     O(M) per step. `inputs_from_subset=True` measures the alternative: the batch's input items join V_s and
     are looked up there (TextSASRec.forward's item_table hook), so nothing in a step is O(M).
+
+    S's supports are drawn from the whole catalogue by default, so |V_s| grows with M until it reaches
+    n x L x (K_in + K_lab) (23,520 items at n = 20): at 10k items they cover the catalogue. A real S's
+    supports are real items and their text neighbours, a few thousand whatever M is (3,000-4,300 on
+    MovieLens and Amazon); `support_pool=P` draws them from P items so that |V_s| is the same at every M
+    and only the catalogue size changes.
     """
     from foster_core import distill as D
     from foster_core.benchmark import PeakMemory
@@ -367,8 +373,9 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     model_cfg = ModelConfig(max_len=length)
     theta, theta_hat = TextSASRec(text, model_cfg).to(dev).train(), TextSASRec(text, model_cfg).to(dev).train()
     L, k_in, k_lab = length - 1, config.input_support, config.label_support
-    init = SyntheticData(torch.randint(num_items, (n, L, k_in), generator=generator), torch.full((n, L, k_in), 1 / k_in),
-                         torch.randint(num_items, (n, L, k_lab), generator=generator),
+    pool = min(support_pool or num_items, num_items)
+    init = SyntheticData(torch.randint(pool, (n, L, k_in), generator=generator), torch.full((n, L, k_in), 1 / k_in),
+                         torch.randint(pool, (n, L, k_lab), generator=generator),
                          torch.full((n, L, k_lab), 1 / k_lab), torch.ones(n, L, dtype=torch.bool))
     input_logits = torch.zeros(n, L, k_in)
     input_logits[..., 0] = config.init_scale
@@ -421,6 +428,7 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
         per_step = (time.perf_counter() - started) / steps
     table_mb = text.numel() * text.element_size() / 2**20
     return {"items": num_items, "subset_size": subset_size, "inputs_from_subset": inputs_from_subset,
+            "support_pool": support_pool,
             "items_per_step": float(np.mean(sizes)),
             "s_per_step": per_step, "peak_mb": memory.peak_mb, "text_table_mb": table_mb, "setup_s": setup_s}
 
