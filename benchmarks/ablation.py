@@ -45,14 +45,16 @@ METRICS = ("ndcg@10", "recall@10")
 
 def run_variant(context, budget: int, base: DistillConfig, student: StudentConfig, variant: str) -> dict:
     label, changes = VARIANTS[variant]
+    records: list[dict] = []
     started = time.perf_counter()
     if changes is None:
         data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base))
     else:
-        data = distill(context, "foster", budget, replace(base, **changes))
+        data = distill(context, "foster", budget, replace(base, **changes), callback=records.append)
     seconds = time.perf_counter() - started
     results = evaluate_synthetic(context, data, student)
-    return {"variant": variant, "label": label, "distill_seconds": seconds,
+    kept = [r["step"] for r in records if r.get("phase") == "selected"]  # the S the holdout selection kept
+    return {"variant": variant, "label": label, "distill_seconds": seconds, "kept_step": kept[0] if kept else None,
             **{k: results["test"][k] for k in results["test"]}, "coverage": results["coverage"]}
 
 
@@ -60,11 +62,13 @@ def table(report: dict) -> str:
     full = report["full"]
     lines = [f"{report['dataset']}, n = {report['budget']}; full data NDCG@10 "
              f"{full['ndcg@10']['mean']:.4f} ± {full['ndcg@10']['std']:.4f}", "",
-             "| variant | NDCG@10 | Recall@10 | ratio | distill s |", "| --- | --- | --- | --- | --- |"]
+             "| variant | NDCG@10 | Recall@10 | ratio | distill s | step kept |", "| --- | --- | --- | --- | --- | --- |"]
     for row in sorted(report["rows"], key=lambda r: list(VARIANTS).index(r["variant"])):
         cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in METRICS]
         ratio = row["ndcg@10"]["mean"] / full["ndcg@10"]["mean"]
-        lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {ratio:.2f} | {row['distill_seconds']:.0f} |")
+        kept = row.get("kept_step")  # absent from reports written before it was recorded
+        lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {ratio:.2f} | {row['distill_seconds']:.0f} | "
+                     f"{'' if kept is None else kept} |")
     return "\n".join(lines)
 
 

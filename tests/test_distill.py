@@ -235,6 +235,8 @@ def test_ablation_script_scores_variants_with_the_bench_students(context):
     base = DistillConfig(**{**QUICK.__dict__, "device": "cpu"})
     rows = [ablation.run_variant(context, 4, base, student, v) for v in ("start", "reg")]
     assert [r["variant"] for r in rows] == ["start", "reg"]
+    # The start has no selection; FOSTER's selection keeps one of its candidate steps (0, 4, 6 in QUICK).
+    assert rows[0]["kept_step"] is None and rows[1]["kept_step"] in (0, 4, 6)
     assert all(0.0 <= r["ndcg@10"]["mean"] <= 1.0 for r in rows)
     full = {"ndcg@10": {"mean": 0.5, "std": 0.0}}
     text = ablation.table({"dataset": "cyclic", "budget": 4, "full": full, "rows": rows[::-1]})
