@@ -52,7 +52,7 @@ class DistillConfig:
     init_selection: str = "kcenter"
     # "on": FOSTER's L-position sequences start as whole real sequences laid end to end (packed_sequences)
     # instead of one real sequence left-padded to L; "auto" packs when the median training sequence fills
-    # less than half of L (Amazon, median 6 items: holdout NDCG@10 0.070 vs 0.059; MovieLens, whose
+    # less than half of L (Amazon, median 4 training items: holdout NDCG@10 0.069 vs 0.056; MovieLens, whose
     # sequences mostly fill L, scored lower packed at n = 20; docs/distillation-notes.md).
     init_packing: str = "auto"
     # FOSTER (symbols of ../shared/foster-method.md in brackets)
@@ -290,7 +290,7 @@ def packed_sequences(context: DistillContext, budget: int, config: DistillConfig
     """`budget` synthetic sequences of up to max_len items, each whole real sequences laid end to end.
 
     Sequences are taken in the selection's order and each goes into the first sequence with room for all
-    of it (first fit; none is cut). Short-sequence data (Amazon's median is 6 items) would otherwise leave
+    of it (first fit; none is cut). Short-sequence data (Amazon's median is 4 training items) would otherwise leave
     most of the L positions of a synthetic sequence empty.
     """
     capacity = context.model_cfg.max_len
