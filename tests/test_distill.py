@@ -75,6 +75,32 @@ def test_foster_changes_the_synthetic_data(context):
     assert not torch.allclose(out.label_probs, init.label_probs, atol=1e-3)
 
 
+def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_does(context):
+    # A synthetic row is a whole training sequence, whose last item is the holdout's target; the quick
+    # students that choose FOSTER's S are scored on it, so a label may not point at it beyond the expert's
+    # own prediction (a hard-label mix once raised the holdout score this way, not the test score).
+    import torch.nn.functional as F
+    from foster_core.distill import labelled_selection
+
+    start = labelled_selection(context, 4, QUICK, "kcenter")
+    expert = context.expert()
+    with torch.no_grad():
+        probs = F.softmax(expert.score(expert(torch.where(start.mask, start.input_items[..., 0], -1))), -1)
+    _, labels, _ = start.dense(context.num_items)
+    last_input = {tuple(x.tolist()): t for x, t in zip(context.holdout.valid_inputs, context.holdout.valid_targets)}
+    checked = 0
+    for row in range(4):
+        inputs = start.input_items[row, start.mask[row], 0]
+        target = last_input.get(tuple(inputs.tolist()))
+        if target is None:
+            continue
+        top = probs[row, -1].topk(QUICK.label_support)
+        expert_mass = float(top.values[top.indices == target].sum() / top.values.sum())
+        assert float(labels[row, -1, target]) == pytest.approx(expert_mass, abs=1e-6)
+        checked += 1
+    assert checked > 0
+
+
 def test_budget_beyond_the_data_is_a_clear_error(context):
     with pytest.raises(ValueError, match="more than the"):
         distill(context, "random", 10_000, QUICK)
