@@ -132,7 +132,14 @@ class DistillContext:
     def expert_key(self) -> str:
         digest = hashlib.sha256()
         # "holdout": the expert selects its epoch on the training split's holdout (older caches did not).
-        digest.update(json.dumps([asdict(self.model_cfg), asdict(self.expert_cfg), "holdout"], sort_keys=True).encode())
+        expert_cfg = asdict(self.expert_cfg)
+        # "auto" and the device it resolves to here train the same expert: one cache entry, keyed "auto".
+        try:
+            if resolve_device(expert_cfg["device"]).type == resolve_device("auto").type:
+                expert_cfg["device"] = "auto"
+        except ValueError:  # e.g. "cuda" on a machine without one: training will say so
+            pass
+        digest.update(json.dumps([asdict(self.model_cfg), expert_cfg, "holdout"], sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.text_embeddings.numpy()).tobytes())
         for seq in self.train:
             digest.update(seq.tobytes() + b"|")

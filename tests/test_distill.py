@@ -101,6 +101,20 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
     assert checked > 0
 
 
+def test_auto_and_the_device_it_picks_share_one_cached_expert(cyclic_dataset, tmp_path):
+    from foster_core.runtime import resolve_device
+
+    def key(device: str) -> str:
+        return DistillContext(cyclic_dataset, random_text_embeddings(cyclic_dataset.num_items), TINY_MODEL,
+                              TrainConfig(epochs=8, device=device), cache_dir=tmp_path).expert_key()
+
+    picked = resolve_device("auto").type
+    other = "cuda" if picked == "cpu" else "cpu"
+    assert key(picked) == key("auto")
+    if other == "cpu" or torch.cuda.is_available():
+        assert key(other) != key("auto")
+
+
 def test_budget_beyond_the_data_is_a_clear_error(context):
     with pytest.raises(ValueError, match="more than the"):
         distill(context, "random", 10_000, QUICK)
