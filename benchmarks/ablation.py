@@ -12,7 +12,7 @@ Variants (ids for --variants):
 Writes JSON (--out) and prints a markdown table; no assertions. Variants can be split across processes
 (--variants) and their JSON files merged with --merge.
 
-    python benchmarks/ablation.py --dataset ../shared/data/amazon_scientific --budget 20 --out ablation.json
+    python -m benchmarks.ablation --dataset ../shared/data/amazon_scientific --budget 20 --out ablation.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ catalogue, and the unrolled bi-level baseline (bptt). Prints a markdown table; n
 Synthetic workload (no quality measured here): random unit "text" embeddings for M items, 2,000 users with
 20 interactions drawn from a Zipf-like popularity, n = 20 synthetic sequences.
 
-    python benchmarks/step_cost.py --sizes 5000 20000 80000 --steps 12
+    python -m benchmarks.step_cost --sizes 5000 20000 80000 --steps 12
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -66,8 +67,28 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bf16 autocast for training (CUDA only)")
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad arguments end like every other bad input: one line, exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _check_out(path: Path | None) -> None:
+    """Refuse an --out that cannot be written before the work, not after it."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    if not folder.is_dir():
+        raise ValueError(f"--out {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--out {path}: the folder {folder} is not writable")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m foster_core", description="FOSTER Studio command line")
+    parser = _OneLineErrors(prog="python -m foster_core", description="FOSTER Studio command line")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train text-SASRec on the full training split and evaluate it")
@@ -272,6 +293,7 @@ def _command_resume(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_out(getattr(args, "out", None))
         if args.command == "train":
             return _command_train(args)
         if args.command == "distill":

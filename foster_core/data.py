@@ -511,4 +511,7 @@ def load_dataset(spec: str | Path, config: DataConfig | None = None, items: str 
         return load_recbole(path, path.with_suffix(".item"), config)
     if path.exists():
         raise DataError(f"{path}: an interactions file needs its items file too (item_id,text).")
+    if path.suffix or len(path.parts) > 1:
+        raise DataError(f"{path}: no such file or folder. Give 'movielens', a folder, or an interactions file "
+                        "with its items file.")
     raise DataError(f"Unknown dataset {str(spec)!r}: give 'movielens', a folder, or an interactions file with its items file.")

@@ -209,6 +209,11 @@ def _usable(context: DistillContext) -> np.ndarray:
     return np.array([i for i, s in enumerate(context.train) if len(s) >= 2])
 
 
+def usable_sequence_count(dataset: Dataset) -> int:
+    """How many training sequences a distiller can use (a budget's upper bound), without an expert."""
+    return sum(len(s) >= 2 for s in leave_one_out(dataset).train)
+
+
 def check_budget(context: DistillContext, budget: int) -> None:
     available = len(_usable(context))
     if budget < 1:

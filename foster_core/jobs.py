@@ -313,6 +313,7 @@ def run_job(job: Job, runs_dir: Path) -> None:
 
     from .benchmark import run_method
     from .data import load_dataset
+    from .distill import check_budget
     from .experiment import build_context, record_full_run
 
     spec = job.spec
@@ -327,6 +328,8 @@ def run_job(job: Job, runs_dir: Path) -> None:
             dataset = load_dataset(spec.dataset, data_cfg)
             job.update(message="encoding item texts (cached after the first time)")
             context = build_context(dataset, model_cfg, expert_cfg, cache_dir=spec.cache_dir)
+            for budget in spec.budgets:  # before minutes of expert training, not after
+                check_budget(context, budget)
             job.update(message="training the expert recommender (cached after the first time)")
             context.expert()
             store = _JobRunStore(runs_dir, job)

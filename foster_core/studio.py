@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,6 +159,25 @@ PRESETS: dict[str, Preset] = {
         DistillConfig(), StudentConfig(), TrainConfig(),
     ),
 }
+
+
+def parse_budgets(text: str, default: int, usable: int | None = None) -> list[int]:
+    """The budgets typed into the sweep field ("10, 20, 50"; spaces or semicolons work too), or [default]
+    when it is empty; each at least 1 and at most `usable` sequences."""
+    budgets = []
+    for part in re.split(r"[,;\s]+", text.strip()):
+        if not part:
+            continue
+        try:
+            budgets.append(int(part))
+        except ValueError:
+            raise ValueError(f"budgets are whole numbers separated by commas, e.g. 10, 20, 50 ({part!r} is not one)") from None
+    budgets = sorted(set(budgets)) or [int(default)]
+    if budgets[0] < 1:
+        raise ValueError(f"a budget is a number of synthetic sequences, at least 1 (got {budgets[0]})")
+    if usable is not None and budgets[-1] > usable:
+        raise ValueError(f"budget {budgets[-1]} is more than the {usable} usable training sequences of this dataset")
+    return budgets
 
 
 def job_spec(dataset: str, preset: Preset, methods: list[str], budgets: list[int], distill: DistillConfig,

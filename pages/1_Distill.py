@@ -8,11 +8,12 @@ import streamlit as st
 from foster_core.benchmark import StudentConfig
 from foster_core.data import DataError
 import foster_core.distill as distill_module
-from foster_core.distill import METHODS, RESUMABLE, DistillConfig
+from foster_core.distill import METHODS, RESUMABLE, DistillConfig, usable_sequence_count
 from foster_core.jobs import ACTIVE, default_threads
 from foster_core.resume import resume_spec
 from foster_core.run_store import RunNotFound
-from foster_core.studio import PRESETS, format_seconds, job_spec, loss_frame, loss_records, run_progress
+from foster_core.studio import (PRESETS, format_seconds, job_spec, loss_frame, loss_records, parse_budgets,
+                                run_progress)
 from foster_core.training import TrainConfig
 from foster_core.ui import (cached_dataset, current_dataset_spec, dataclass_inputs, job_queue, run_store, setup_page,
                             sidebar)
@@ -202,7 +203,7 @@ with st.expander("Advanced settings"):
                                  help="Train on all training data too (cached), for the ratio to full on Compare.")
 
 try:
-    budgets = sorted({int(b) for b in sweep.replace(";", ",").split(",") if b.strip()}) or [int(budget)]
+    budgets = parse_budgets(sweep, int(budget), usable_sequence_count(dataset))
     distill_cfg = DistillConfig(**distill_values)
     student_cfg = StudentConfig(**{**preset.student.__dict__, "seeds": tuple(range(int(seeds))),
                                    "epochs": int(student_epochs), "patience": int(student_patience)})

@@ -57,6 +57,16 @@ def test_every_page_renders_before_any_run(studio):
     assert "No runs yet" in run_page(PAGES["3_Compare"]).info[0].value
 
 
+def test_a_budget_sweep_beyond_the_data_is_refused_on_the_page_before_start(studio):
+    distill = run_page(PAGES["1_Distill"])
+    distill.text_input(key="sweep").set_value("10 20 5000").run()
+    assert not distill.exception
+    assert any("budget 5000 is more than the 40 usable training sequences" in e.value for e in distill.error)
+    assert not [b for b in distill.button if b.key == "start"]
+    distill.text_input(key="sweep").set_value("10 20").run()
+    assert not distill.error and any("budgets 10, 20" in c.value for c in distill.caption)
+
+
 def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_export(studio):
     distill = run_page(PAGES["1_Distill"])
     assert distill.radio(key="preset").value == "quick"

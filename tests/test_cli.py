@@ -70,3 +70,18 @@ def test_budget_larger_than_the_data_is_a_message(tmp_path, capsys):
     assert code == 2
     assert "budget 50 is more than the 6 usable training sequences" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_bad_arguments_and_an_unwritable_out_are_one_line_before_any_work(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "foster_core", *args], capture_output=True, text=True, timeout=120)
+
+    proc = run("distill", "--budget", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: argument --budget: must be at least 1, got 0 (see: python -m foster_core distill --help)"]
+    missing = tmp_path / "no_such_folder" / "report.json"
+    proc = run("train", "--dataset", "movielens", "--out", str(missing))  # refused before loading or training
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: --out {missing}: the folder {missing.parent} does not exist"
+    proc = run("train", "--dataset", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "nowhere: no such file or folder" in proc.stderr

@@ -55,9 +55,10 @@ def test_a_worker_that_died_reads_as_interrupted(tmp_path):
 
 def test_bad_input_fails_the_job_with_one_line_and_keeps_the_traceback_in_the_log(tmp_path, tiny_folder):
     queue = JobQueue(tmp_path / "runs")
-    job = queue.submit(coreset_spec(tiny_folder, budgets=[10_000]))
+    job = queue.submit(coreset_spec(tiny_folder, budgets=[10_000], cache_dir=str(tmp_path / "cache")))
     state = queue.wait(job, timeout=180)
     assert state["status"] == "failed" and "budget" in state["message"].lower()
     assert "Traceback" in job.log
+    assert not (tmp_path / "cache" / "experts").exists()  # refused before training an expert
     with pytest.raises(ValueError):
         queue.submit(coreset_spec(tiny_folder, methods=[]))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from foster_core import data as data_module
 from foster_core.data import DataConfig, DataError, Dataset, load_dataset, max_file_bytes
-from foster_core.studio import save_upload
+from foster_core.studio import parse_budgets, save_upload
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 EXAMPLES = int(os.environ.get("FOSTER_FUZZ_EXAMPLES", "150"))
@@ -342,3 +342,16 @@ def test_encoder_cache_entries_are_written_whole_and_bad_ones_are_recomputed(tmp
         path.write_bytes(damaged)
         assert encoder.encode(texts).shape == (3, 4)
     assert calls == [3, 3, 3, 3] and encoder.encode(texts).shape == (3, 4) and calls == [3, 3, 3, 3]
+
+
+def test_budget_sweep_text_is_parsed_or_refused_with_a_message_a_person_understands():
+    assert parse_budgets("50, 10;20 10", default=5) == [10, 20, 50]
+    assert parse_budgets("  ", default=5) == [5]
+    with pytest.raises(ValueError, match=r"whole numbers separated by commas.*'2.5'"):
+        parse_budgets("10, 2.5", default=5)
+    with pytest.raises(ValueError, match="at least 1 \\(got -5\\)"):
+        parse_budgets("0, -5", default=5)
+    with pytest.raises(ValueError, match="budget 5000 is more than the 671 usable"):
+        parse_budgets("5000", default=5, usable=671)
+    with pytest.raises(ValueError, match="at least 1"):
+        parse_budgets("", default=0)
