@@ -204,14 +204,18 @@ class DistillContext:
         return F.normalize(torch.cat(out), dim=-1)
 
 
-def _usable(context: DistillContext) -> np.ndarray:
+def _usable_indices(train: list[np.ndarray]) -> np.ndarray:
     """Training sequences with at least one (input, next item) pair."""
-    return np.array([i for i, s in enumerate(context.train) if len(s) >= 2])
+    return np.array([i for i, s in enumerate(train) if len(s) >= 2])
+
+
+def _usable(context: DistillContext) -> np.ndarray:
+    return _usable_indices(context.train)
 
 
 def usable_sequence_count(dataset: Dataset) -> int:
     """How many training sequences a distiller can use (a budget's upper bound), without an expert."""
-    return sum(len(s) >= 2 for s in leave_one_out(dataset).train)
+    return len(_usable_indices(leave_one_out(dataset).train))
 
 
 def check_budget(context: DistillContext, budget: int) -> None:

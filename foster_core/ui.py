@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from .data import Dataset, load_dataset
-from .distill import DistillContext
+from .distill import DistillContext, usable_sequence_count
 from .jobs import JobQueue
 from .model import ModelConfig
 from .run_store import RunStore
@@ -35,6 +35,12 @@ def current_dataset_spec() -> str:
 @st.cache_resource(show_spinner="Loading the dataset...")
 def cached_dataset(spec: str) -> Dataset:
     return load_dataset(spec)
+
+
+@st.cache_data(show_spinner=False)
+def cached_usable_count(spec: str) -> int:
+    """The largest budget the dataset allows (its split is computed once per dataset, not per rerun)."""
+    return usable_sequence_count(cached_dataset(spec))
 
 
 @st.cache_resource(show_spinner="Encoding item texts (cached on disk after the first time)...")

@@ -8,15 +8,15 @@ import streamlit as st
 from foster_core.benchmark import StudentConfig
 from foster_core.data import DataError
 import foster_core.distill as distill_module
-from foster_core.distill import METHODS, RESUMABLE, DistillConfig, usable_sequence_count
+from foster_core.distill import METHODS, RESUMABLE, DistillConfig
 from foster_core.jobs import ACTIVE, default_threads
 from foster_core.resume import resume_spec
 from foster_core.run_store import RunNotFound
 from foster_core.studio import (PRESETS, format_seconds, job_spec, loss_frame, loss_records, parse_budgets,
                                 run_progress)
 from foster_core.training import TrainConfig
-from foster_core.ui import (cached_dataset, current_dataset_spec, dataclass_inputs, job_queue, run_store, setup_page,
-                            sidebar)
+from foster_core.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
+                            run_store, setup_page, sidebar)
 
 setup_page("Distill")
 st.title("Distill")
@@ -203,7 +203,7 @@ with st.expander("Advanced settings"):
                                  help="Train on all training data too (cached), for the ratio to full on Compare.")
 
 try:
-    budgets = parse_budgets(sweep, int(budget), usable_sequence_count(dataset))
+    budgets = parse_budgets(sweep, int(budget), cached_usable_count(spec))
     distill_cfg = DistillConfig(**distill_values)
     student_cfg = StudentConfig(**{**preset.student.__dict__, "seeds": tuple(range(int(seeds))),
                                    "epochs": int(student_epochs), "patience": int(student_patience)})
