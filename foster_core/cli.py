@@ -78,7 +78,7 @@ def _check_out(path: Path | None) -> None:
     """Refuse an --out that cannot be written before the work, not after it."""
     if path is None:
         return
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent  # Path("x.json").parent is Path(".")
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give a file name, e.g. {path / 'results.json'}")
     if not folder.is_dir():
