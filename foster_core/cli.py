@@ -9,14 +9,23 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .atomic import atomic_write_json
-from .benchmark import StudentConfig, run_method
-from .data import DataConfig, DataError, load_dataset
-from .distill import METHODS, SELECTIONS, DistillConfig
-from .run_store import RunStore
-from .model import ModelConfig
-from .text_encoder import EncoderConfig
-from .training import TrainConfig
+from .core.atomic import atomic_write_json
+from .core.data import DataConfig, DataError
+from .core.loaders import load_dataset
+from .core.model import ModelConfig
+from .core.text_encoder import EncoderConfig
+from .core.training import TrainConfig
+from .methods import CandidateScored, CandidateSelected, StepEvent, all_methods, check_budget, get_method, method_names
+from .methods.coresets import SELECTIONS
+from .methods.expert import DistillContext
+from .methods.foster import FosterConfig
+from .methods.sparse import PACKING
+from .methods.teacher import TeacherConfig
+from .runs.evaluator import StudentConfig
+from .runs.experiment import FULL, build_context, run_bench, train_full_data
+from .runs.resume import resume_in_foreground
+from .runs.run_store import RunNotFound, RunStore
+from .runs.runner import run_method
 
 
 class _LazyBar:
@@ -103,14 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", type=Path, help="save a checkpoint per epoch here (an expert trajectory)")
     distill = commands.add_parser("distill", help="distil a dataset into `budget` synthetic sequences with one method")
     _add_dataset_arguments(distill)
-    distill.add_argument("--method", default="foster", choices=sorted(METHODS))
+    distill.add_argument("--method", default="foster", choices=method_names(),
+                         help="; ".join(f"{m.name}: {m.help}" for m in all_methods()))
     distill.add_argument("--budget", type=_positive_int, default=20, help="number of synthetic sequences")
     _add_distill_arguments(distill)
 
     bench = commands.add_parser("bench", help="methods x budgets x seeds, with the full-data row; prints a table")
     _add_dataset_arguments(bench)
-    bench.add_argument("--methods", nargs="+", default=["random", "longest", "kcenter", "herding", "teacher", "foster"],
-                       choices=["full", *sorted(METHODS)])
+    bench.add_argument("--methods", nargs="+", default=[m.name for m in all_methods() if m.in_default_bench],
+                       choices=[FULL, *method_names()])
     bench.add_argument("--budgets", nargs="+", type=_positive_int, default=[10, 20, 50])
     bench.add_argument("--out", type=Path, help="write the JSON results here")
     _add_distill_arguments(bench)
@@ -118,33 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Method settings on the command line: (flag, config field, type, help). Each method takes the ones its
+# config has (jobs.JobSpec.distill works the same way); a flag not given leaves every method's default.
+_DEFAULTS = FosterConfig()
+METHOD_FLAGS = (
+    ("--steps", "steps", int, f"FOSTER / bptt optimisation steps (default {_DEFAULTS.steps})"),
+    ("--subset-size", "subset_size", int, f"N sampled items per step; 0 = all (default {_DEFAULTS.subset_size})"),
+    ("--reset-every", "reset_every", int, f"R, FOSTER's steps between resets; 0 = never (default {_DEFAULTS.reset_every})"),
+    ("--reg-weight", "reg_weight", float, f"mu, FOSTER's weight of L_r; 0 = off (default {_DEFAULTS.reg_weight})"),
+    ("--label-support", "label_support", int,
+     f"items kept in each label distribution, the expert's top predictions (default {_DEFAULTS.label_support})"),
+)
+
+
 def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=_positive_int, default=3, help="students trained per evaluation (mean and std)")
-    parser.add_argument("--steps", type=_positive_int, default=DistillConfig.steps, help="FOSTER / bptt optimisation steps")
-    parser.add_argument("--subset-size", type=int, default=DistillConfig.subset_size, help="N sampled items per step; 0 = all")
-    parser.add_argument("--reset-every", type=int, default=DistillConfig.reset_every, help="R; 0 = never")
-    parser.add_argument("--reg-weight", type=float, default=DistillConfig.reg_weight, help="mu of L_r; 0 = off")
-    parser.add_argument("--label-support", type=_positive_int, default=DistillConfig.label_support,
-                        help="items kept in each label distribution (expert's top predictions)")
-    parser.add_argument("--init-selection", default=DistillConfig.init_selection, choices=SELECTIONS,
-                        help="real sequences FOSTER starts from")
-    parser.add_argument("--init-packing", default=DistillConfig.init_packing, choices=["auto", "on", "off"],
-                        help="FOSTER starts from real sequences laid end to end (auto: when they are short)")
-    parser.add_argument("--teacher-selection", default=DistillConfig.teacher_selection, choices=SELECTIONS,
-                        help="real sequences `teacher` labels (random = the label-distillation baseline)")
-    parser.add_argument("--s-update", default=DistillConfig.s_update, choices=["penalty", "alignment"],
-                        help="FOSTER's update of the synthetic data")
+    for flag, name, kind, text in METHOD_FLAGS:
+        parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
+    parser.add_argument("--init-selection", default=None, choices=SELECTIONS,
+                        help=f"real sequences FOSTER and bptt start from (default {_DEFAULTS.init_selection})")
+    parser.add_argument("--init-packing", default=None, choices=PACKING,
+                        help="start from real sequences laid end to end (auto: when they are short)")
+    parser.add_argument("--teacher-selection", dest="selection", default=None, choices=SELECTIONS,
+                        help=f"real sequences `teacher` labels (default {TeacherConfig().selection}, the baseline)")
     parser.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
 
 
-def _context_from_args(args: argparse.Namespace, budgets: list[int]):
-    from .distill import check_budget
-    from .experiment import build_context
-
+def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillContext:
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
     print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items")
     encoding = _LazyBar("Encoding item texts", "text")
-    context = build_context(dataset, ModelConfig(max_len=args.max_len), TrainConfig(seed=args.seed, device=args.device, precision=args.precision),
+    context = build_context(dataset, ModelConfig(max_len=args.max_len),
+                            TrainConfig(seed=args.seed, device=args.device, precision=args.precision),
                             EncoderConfig(model_path=args.encoder), args.cache_dir, encoding.set)
     encoding.close()
     for budget in budgets:  # before minutes of expert training, not after
@@ -154,11 +169,11 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]):
     return context
 
 
-def _distill_config(args: argparse.Namespace) -> DistillConfig:
-    return DistillConfig(seed=args.seed, device=args.device, steps=args.steps, subset_size=args.subset_size,
-                         reset_every=args.reset_every, reg_weight=args.reg_weight, label_support=args.label_support,
-                         init_selection=args.init_selection, teacher_selection=args.teacher_selection,
-                         init_packing=args.init_packing, s_update=args.s_update)
+def _method_values(args: argparse.Namespace) -> dict:
+    """The method settings given on the command line (with the seed and device every method has)."""
+    names = [name for _, name, _, _ in METHOD_FLAGS] + ["init_selection", "init_packing", "selection"]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return {"seed": args.seed, "device": args.device, **given}
 
 
 def _student_config(args: argparse.Namespace) -> StudentConfig:
@@ -169,14 +184,14 @@ def _command_distill(args: argparse.Namespace) -> int:
     context = _context_from_args(args, [args.budget])
     bar = _LazyBar(f"Distilling ({args.method})", "step")
 
-    def on_record(record: dict) -> None:
-        if "phase" in record:  # choosing S among its checkpoints on the holdout, after the last step
-            bar.set(record["of"], record["of"], holdout=f"step {record['step']}: {record['holdout_ndcg@10']:.4f}")
-            return
-        bar.set(record["step"], record["of"], **{k: f"{v:.3f}" for k, v in record.items() if k.startswith("loss")})
+    def on_event(event: object) -> None:
+        if isinstance(event, (CandidateScored, CandidateSelected)):  # choosing S after the last step
+            bar.set(event.of, event.of, holdout=f"step {event.step}: {event.holdout_ndcg:.4f}")
+        elif isinstance(event, StepEvent):
+            bar.set(event.step, event.of, **{k: f"{v:.3f}" for k, v in event.losses().items()})
 
-    outcome = run_method(context, args.method, args.budget, _distill_config(args), _student_config(args),
-                         RunStore(args.runs_dir), on_record=on_record)
+    outcome = run_method(context, args.method, args.budget, get_method(args.method).config(_method_values(args)),
+                         _student_config(args), RunStore(args.runs_dir), on_event=on_event)
     bar.close()
     print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
     if outcome.results:
@@ -188,10 +203,10 @@ def _command_distill(args: argparse.Namespace) -> int:
 
 
 def _command_bench(args: argparse.Namespace) -> int:
-    from .experiment import run_bench
-
     context = _context_from_args(args, args.budgets)
-    report = run_bench(context, args.methods, args.budgets, _distill_config(args), _student_config(args),
+    values = _method_values(args)
+    configs = {m: get_method(m).config(values) for m in args.methods if m != FULL}
+    report = run_bench(context, args.methods, args.budgets, configs, _student_config(args),
                        RunStore(args.runs_dir), progress=lambda label: print(f"- {label}", flush=True))
     return _finish(format_bench_table(report), report, args.out)
 
@@ -211,8 +226,6 @@ def format_bench_table(report: dict) -> str:
 
 
 def _command_train(args: argparse.Namespace) -> int:
-    from .experiment import train_full_data
-
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
     print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items, "
           f"{dataset.num_interactions} interactions")
@@ -263,7 +276,8 @@ def format_summary(report: dict) -> str:
 
 def _add_resume_command(commands: argparse._SubParsersAction) -> None:
     resume = commands.add_parser(
-        "resume", help="continue an interrupted foster/bptt run from its latest checkpoint of S, in its own folder")
+        "resume", help=f"continue an interrupted run of {' or '.join(m.name for m in all_methods() if m.resumable)} "
+                       "from its latest checkpoint of S, in its own folder")
     resume.add_argument("run_id", help="the run's folder name in the run store")
     resume.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
     resume.add_argument("--dataset", help="the run's dataset, when the run does not record where it came from "
@@ -272,17 +286,14 @@ def _add_resume_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _command_resume(args: argparse.Namespace) -> int:
-    from .resume import resume_in_foreground
-    from .run_store import RunNotFound
-
     bar = _LazyBar(f"Resuming {args.run_id}", "step")
 
-    def on_record(record: dict) -> None:
-        if "phase" not in record:
-            bar.set(record["step"], record["of"])
+    def on_event(event: object) -> None:
+        if isinstance(event, StepEvent):
+            bar.set(event.step, event.of)
 
     try:
-        outcome = resume_in_foreground(args.run_id, args.runs_dir, args.dataset, args.cache_dir, on_record)
+        outcome = resume_in_foreground(args.run_id, args.runs_dir, args.dataset, args.cache_dir, on_event)
     except RunNotFound as exc:
         raise ValueError(exc.args[0]) from None
     bar.close()

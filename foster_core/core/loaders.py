@@ -1,8 +1,7 @@
-"""Datasets of item texts and chronological user sequences: loaders, filters and the leave-one-out split.
+"""Files to datasets: generic CSV/TSV/Parquet pairs, RecBole atomic files and the bundled MovieLens.
 
-A dataset is a catalogue of M items (internal ids 0..M-1, each with a text) and one chronological
-sequence of internal item ids per user. Every loader ends in `build_dataset`, so the checks, the
-filters and the messages are the same whatever the file format.
+Every loader ends in `build_dataset`, so the checks, the filters and the messages are the same whatever the
+file format. Problems raise `DataError` naming the file, the column and what is wrong.
 """
 
 from __future__ import annotations
@@ -10,17 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .data import DataConfig, DataError, Dataset
+
 BUNDLED_DATASETS = ("movielens",)
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
 ITEM_COLUMNS = ("item_id", "text")
-PAD_ID = -1  # fills the left of sequences shorter than a batch's length
 # Files larger than this are refused before a byte is parsed. 200 MB matches Streamlit's upload limit
 # (server.maxUploadSize in .streamlit/config.toml) and is ten times amazon_games; FOSTER_MAX_FILE_MB changes it.
 MAX_FILE_MB_ENV = "FOSTER_MAX_FILE_MB"
@@ -33,107 +32,6 @@ MAX_COLUMNS = 1_000  # a header wider than this is not a table of interactions o
 ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".tar", ".rar")
 ARCHIVE_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
                  b"7z\xbc\xaf\x27\x1c": "7z", b"\x28\xb5\x2f\xfd": "zstd", b"Rar!": "rar"}
-
-
-class DataError(ValueError):
-    """A problem with the user's data, worded for the person who supplied it."""
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    min_interactions: int = 5  # users with fewer interactions are dropped
-    max_seq_len: int = 50  # longer sequences keep their most recent items
-
-    def __post_init__(self) -> None:
-        # Leave-one-out needs a test item, a validation item and at least one training item.
-        if self.min_interactions < 3:
-            raise DataError(f"min_interactions must be at least 3 (got {self.min_interactions}).")
-        if self.max_seq_len < 3:
-            raise DataError(f"max_seq_len must be at least 3 (got {self.max_seq_len}).")
-
-
-@dataclass
-class Dataset:
-    name: str
-    item_ids: list[str]  # original ids; the list index is the internal id
-    item_texts: list[str]
-    user_ids: list[str]
-    sequences: list[np.ndarray]  # internal item ids, oldest first
-    notes: list[str] = field(default_factory=list)  # what loading dropped or changed, for people
-    config: DataConfig = field(default_factory=DataConfig)
-
-    @property
-    def num_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
-    def num_users(self) -> int:
-        return len(self.sequences)
-
-    @property
-    def num_interactions(self) -> int:
-        return int(sum(len(s) for s in self.sequences))
-
-    def stats(self) -> dict:
-        lengths = np.array([len(s) for s in self.sequences])
-        return {
-            "name": self.name,
-            "users": self.num_users,
-            "items": self.num_items,
-            "interactions": self.num_interactions,
-            "seq_len_median": float(np.median(lengths)),
-            "seq_len_mean": round(float(lengths.mean()), 2),
-            "seq_len_max": int(lengths.max()),
-            "config": asdict(self.config),
-            "notes": list(self.notes),
-        }
-
-
-@dataclass
-class Split:
-    """Leave-one-out: per user, the last item is test, the one before it validation, the rest training."""
-
-    train: list[np.ndarray]
-    valid_targets: np.ndarray
-    test_targets: np.ndarray
-
-    @property
-    def valid_inputs(self) -> list[np.ndarray]:
-        return self.train
-
-    @property
-    def test_inputs(self) -> list[np.ndarray]:
-        return [np.append(seq, v) for seq, v in zip(self.train, self.valid_targets)]
-
-
-def pad_left(sequences: list[np.ndarray], length: int, pad: int = PAD_ID) -> np.ndarray:
-    """(len(sequences), length) int64, each row's most recent items at the right, padded on the left."""
-    out = np.full((len(sequences), length), pad, dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        tail = seq[-length:]
-        if len(tail):
-            out[row, length - len(tail) :] = tail
-    return out
-
-
-def leave_one_out(dataset: Dataset) -> Split:
-    seqs = dataset.sequences
-    return Split(
-        train=[s[:-2] for s in seqs],
-        valid_targets=np.array([s[-2] for s in seqs], dtype=np.int64),
-        test_targets=np.array([s[-1] for s in seqs], dtype=np.int64),
-    )
-
-
-def holdout_split(train: list[np.ndarray]) -> Split:
-    """A split carved from the training split alone: each training sequence's last item is the holdout
-    target, the items before it are the inputs. The expert, its trajectory and FOSTER's checkpoint choice
-    select on this holdout, so nothing a distiller produces depends on validation or test items.
-    (`test_targets` repeats the holdout targets; this split has no test of its own.)"""
-    # A sequence of one item has no (input, next item) pair to train on or hold out.
-    kept = [s for s in train if len(s) >= 2]
-    targets = np.array([s[-1] for s in kept], dtype=np.int64)
-    return Split(train=[s[:-1] for s in kept], valid_targets=targets, test_targets=targets.copy())
 
 
 # ----------------------------------------------------------------------------- building

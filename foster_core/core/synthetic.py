@@ -19,6 +19,12 @@ from .atomic import atomic_write
 from .data import PAD_ID, pad_left
 
 
+def expected_embeddings(items: torch.Tensor, probs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Each position's expected row of `table` under its sparse distribution: sum_k probs[..., k] *
+    table[items[..., k]]. How soft inputs enter a model, and how the app places a position in text space."""
+    return (probs.unsqueeze(-1) * table[items]).sum(-2)
+
+
 @dataclass
 class SyntheticData:
     input_items: torch.Tensor  # (n, L, K_in) int64

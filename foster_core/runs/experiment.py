@@ -8,15 +8,22 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from .data import Dataset, leave_one_out
-from .evaluation import evaluate_model, evaluate_split, popularity_scorer
-from .model import ModelConfig
-from .runtime import resolve_device
-from .text_encoder import EncoderConfig, ProgressCallback, TextEncoder
-from .training import EpochCallback, TrainConfig, train_on_sequences
+from ..core.config import to_dict
+from ..core.data import Dataset, leave_one_out
+from ..core.evaluation import evaluate_model, evaluate_split, popularity_scorer
+from ..core.model import ModelConfig
+from ..core.runtime import resolve_device
+from ..core.text_encoder import EncoderConfig, ProgressCallback, TextEncoder
+from ..core.training import EpochCallback, TrainConfig, train_on_sequences
+from ..methods.expert import DistillContext
+from ..methods.registry import get_method
+from .evaluator import StudentConfig, evaluate_full
+from .run_store import Run, RunStore
+from .runner import run_config, run_method
 
 
 def encode_items(
@@ -92,43 +99,45 @@ def build_context(
     encoder_cfg: EncoderConfig | None = None,
     cache_dir: str | Path | None = None,
     encode_progress: ProgressCallback | None = None,
-):
+) -> DistillContext:
     """Everything a distiller needs: split, text embeddings, and (lazily, cached) the expert."""
-    from .distill import DistillContext
-
     expert_cfg = expert_cfg or TrainConfig()
     text_embeddings = encode_items(dataset, encoder_cfg, expert_cfg.device, cache_dir, encode_progress)
     return DistillContext(dataset, text_embeddings, model_cfg or ModelConfig(), expert_cfg,
                           Path(cache_dir) if cache_dir else None)
 
 
-def record_full_run(context, student, store, extra_config: dict | None = None):
-    """The full-data reference as a run of method `full` in the store (the app's Compare page reads it)."""
-    from .benchmark import evaluate_full
+FULL = "full"  # the full-data reference's name in the run store and the bench table (not a method)
 
-    run = store.create("full", {"budget": None, "dataset": context.dataset.name, "student": asdict(student),
-                                "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg),
-                                **(extra_config or {})})
+
+def record_full_run(context: DistillContext, student: StudentConfig, store: RunStore,
+                    extra_config: dict | None = None) -> Run:
+    """The full-data reference as a run of method `full` in the store (the app's Compare page reads it)."""
+    config = run_config(context, FULL, None, None, student)
+    del config["distill"]
+    run = store.create(FULL, {**config, **(extra_config or {})})
     run.set_status("running", "training on the full training split", phase="evaluate")
     results = evaluate_full(context, student)
-    results = {**results, "method": "full", "budget": None, "distill_seconds": 0.0, "peak_mb": 0.0,
+    results = {**results, "method": FULL, "budget": None, "distill_seconds": 0.0, "peak_mb": 0.0,
                "expert_seconds": context.expert_seconds}
     run.write_results(results)
     run.set_status("finished", "done")
     return run
 
 
-def run_bench(context, methods: list[str], budgets: list[int], config=None, student=None, store=None,
-              progress=None) -> dict:
-    """Every method at every budget, evaluated by the same students, next to the full-data row."""
-    from .benchmark import StudentConfig, evaluate_full, run_method
-
+def run_bench(context: DistillContext, methods: list[str], budgets: list[int], configs: dict | None = None,
+              student: StudentConfig | None = None, store: RunStore | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Every method at every budget, evaluated by the same students, next to the full-data row.
+    `configs` maps a method to its config (default: the method's defaults)."""
     student = student or StudentConfig()
+    configs = {m: configs.get(m) if configs else None for m in methods if m != FULL}
+    configs = {m: c or get_method(m).config() for m, c in configs.items()}
     say = progress or (lambda label: None)
     say("full training split")
     full = record_full_run(context, student, store).results if store else evaluate_full(context, student)
-    rows = [_bench_row("full", None, full, full, context.expert_seconds, 0.0, None)]
-    for method in [m for m in methods if m != "full"]:
+    rows = [_bench_row(FULL, None, full, full, context.expert_seconds, 0.0, None)]
+    for method, config in configs.items():
         for budget in budgets:
             say(f"{method} n={budget}")
             outcome = run_method(context, method, budget, config, student, store)
@@ -138,13 +147,14 @@ def run_bench(context, methods: list[str], budgets: list[int], config=None, stud
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "dataset": context.dataset.name, "stats": context.dataset.stats(), "seeds": len(student.seeds),
         "machine": machine_description(resolve_device(student.device)), "torch": torch.__version__,
-        "config": {"distill": asdict(config) if config else None, "student": asdict(student),
-                   "model": asdict(context.model_cfg), "expert": asdict(context.expert_cfg)},
+        "config": {"methods": {m: to_dict(c) for m, c in configs.items()}, "student": to_dict(student),
+                   "model": to_dict(context.model_cfg), "expert": to_dict(context.expert_cfg)},
         "rows": rows,
     }
 
 
-def _bench_row(method, budget, results, full, distill_seconds, peak_mb, run_id) -> dict:
+def _bench_row(method: str, budget: int | None, results: dict, full: dict, distill_seconds: float, peak_mb: float,
+               run_id: str | None) -> dict:
     test = results["test"]
     return {
         "method": method, "budget": budget, **{k: test[k] for k in test},

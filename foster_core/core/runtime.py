@@ -7,7 +7,9 @@ never a silent fall-back to the CPU (a run that was meant to take minutes would 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import threading
 from typing import ContextManager
 
 import numpy as np
@@ -76,3 +78,43 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak on a GPU, sampled resident set growth on the CPU."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self.peak_mb = 0.0
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            self._base = _rss_mb()
+            self._stop = threading.Event()
+            self._peak = self._base
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._peak = max(self._peak, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._peak, _rss_mb()) - self._base
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0

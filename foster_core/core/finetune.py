@@ -33,7 +33,7 @@ from .evaluation import evaluate_model
 from .model import ModelConfig, TextSASRec
 from .runtime import autocast, check_precision, resolve_device, seed_everything, synchronize
 from .text_encoder import load_hf_encoder, mean_pool_normalise
-from .training import SELECTION_METRIC, EpochCallback, TrainConfig, next_item_pairs
+from .training import EpochCallback, TrainConfig, item_subset, next_item_pairs, run_epochs
 
 
 @dataclass(frozen=True)
@@ -183,10 +183,7 @@ class FinetuneTrainer:
 
     def subset(self, seqs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """V_s: the batch's input and target items and N uniform items, sorted and unique."""
-        if self.ft.subset_size <= 0:
-            return torch.arange(self.num_items, device=self.device)
-        uniform = torch.randint(self.num_items, (self.ft.subset_size,), generator=self.generator).to(self.device)
-        return torch.unique(torch.cat([uniform, seqs[seqs != PAD_ID], targets[targets != PAD_ID]]))
+        return item_subset(self.num_items, self.ft.subset_size, self.generator, seqs, targets).to(self.device)
 
     def loss(self, seqs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Next-item cross-entropy with softmax over V_s; only V_s's texts pass through the language model."""
@@ -265,44 +262,30 @@ def train_finetuned(
     model_cfg, cfg, ft = model_cfg or ModelConfig(), cfg or TrainConfig(), ft or FinetuneConfig()
     trainer = FinetuneTrainer(item_texts, split, model_cfg, cfg, ft)
     start = time.perf_counter()
-    history: list[dict] = []
-    step_seconds, steps, subset_total = 0.0, 0, 0
-    best_score, best_epoch, best_valid, best_state = -1.0, 0, {}, None
-    for epoch in range(1, cfg.epochs + 1):
+    totals = {"step_seconds": 0.0, "steps": 0, "items": 0}
+
+    def train_epoch(epoch: int) -> dict:
         losses = []
         synchronize(trainer.device)
         epoch_start = time.perf_counter()
         for index in trainer.batches():
             loss, subset_size = trainer.step(trainer.inputs[index], trainer.targets[index])
             losses.append(loss)
-            subset_total += subset_size
+            totals["items"] += subset_size
         synchronize(trainer.device)
-        step_seconds += time.perf_counter() - epoch_start
-        steps += len(losses)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)), "steps": len(losses),
-                  "seconds": time.perf_counter() - start}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            valid = trainer.evaluate("valid")
-            record["valid"] = valid
-            if valid[SELECTION_METRIC] > best_score:
-                best_score, best_epoch, best_valid, best_state = valid[SELECTION_METRIC], epoch, valid, trainer.state()
-        history.append(record)
-        if callback:
-            callback(record)
-        if epoch - best_epoch >= cfg.patience:
-            break
-        if cfg.time_limit_s and record["seconds"] >= cfg.time_limit_s:
-            record["stopped"] = "time_limit_s"
-            break
-    if best_state is not None:
-        trainer.load_state(best_state)
-    else:
-        best_epoch = history[-1]["epoch"]
+        totals["step_seconds"] += time.perf_counter() - epoch_start
+        totals["steps"] += len(losses)
+        return {"loss": float(np.mean(losses)), "steps": len(losses)}
+
+    history, best = run_epochs(cfg, train_epoch, lambda: trainer.evaluate("valid"), trainer.state, callback)
+    if best.state is not None:
+        trainer.load_state(best.state)
     trainer.refresh_item_table()
     trainer.model.eval()
     trainer.encoder.train(False)
-    return FinetuneResult(trainer.model, trainer.encoder, best_epoch, best_valid, history,
-                          time.perf_counter() - start, step_seconds / max(1, steps), subset_total / max(1, steps))
+    steps = max(1, totals["steps"])
+    return FinetuneResult(trainer.model, trainer.encoder, best.epoch or history[-1]["epoch"], best.valid, history,
+                          time.perf_counter() - start, totals["step_seconds"] / steps, totals["items"] / steps)
 
 
 def time_finetune_steps(

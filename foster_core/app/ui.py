@@ -10,13 +10,16 @@ from typing import Any
 
 import streamlit as st
 
-from .data import Dataset, load_dataset
-from .distill import DistillContext, usable_sequence_count
-from .jobs import JobQueue
-from .model import ModelConfig
-from .run_store import RunStore
-from .studio import default_dataset
-from .training import TrainConfig
+from ..core.config import from_dict
+from ..core.data import Dataset, usable_sequence_count
+from ..core.loaders import load_dataset
+from ..core.model import ModelConfig
+from ..core.sources import default_dataset
+from ..core.training import TrainConfig
+from ..methods.expert import DistillContext
+from ..runs.experiment import build_context
+from ..runs.jobs import JobQueue
+from ..runs.run_store import RunStore
 
 DATASET_KEY = "dataset_spec"
 
@@ -46,15 +49,13 @@ def cached_usable_count(spec: str) -> int:
 @st.cache_resource(show_spinner="Encoding item texts (cached on disk after the first time)...")
 def cached_context(spec: str, model_json: str, expert_json: str) -> DistillContext:
     """The distillation context of a run's settings; its expert is loaded lazily from the disk cache."""
-    from .experiment import build_context
-
-    return build_context(cached_dataset(spec), ModelConfig(**json.loads(model_json)),
-                         TrainConfig(**json.loads(expert_json)))
+    return build_context(cached_dataset(spec), from_dict(ModelConfig, json.loads(model_json)),
+                         from_dict(TrainConfig, json.loads(expert_json)))
 
 
 def context_for_run(config: dict, spec: str) -> DistillContext:
-    model = {f.name: config.get("model", {}).get(f.name, f.default) for f in fields(ModelConfig)}
-    expert = {f.name: config.get("expert", {}).get(f.name, f.default) for f in fields(TrainConfig)}
+    model = asdict(from_dict(ModelConfig, config.get("model", {})))
+    expert = asdict(from_dict(TrainConfig, config.get("expert", {})))
     return cached_context(spec, json.dumps(model, sort_keys=True), json.dumps(expert, sort_keys=True))
 
 

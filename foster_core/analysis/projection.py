@@ -17,10 +17,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .atomic import atomic_write
-from .distill import DistillContext
-from .synthetic import SyntheticData
-from .text_encoder import default_cache_dir
+from ..core.atomic import atomic_write
+from ..core.data import item_counts
+from ..core.synthetic import SyntheticData, expected_embeddings
+from ..core.text_encoder import default_cache_dir
+from ..methods.expert import DistillContext
 
 SPACES = ("hidden", "text")
 
@@ -71,8 +72,8 @@ def synthetic_embeddings(context: DistillContext, synthetic: SyntheticData, spac
         expert = context.expert()
         device = next(expert.parameters()).device  # the expert lives on the GPU when there is one
         table = expert.item_embeddings()
-        tokens = (synthetic.input_probs.float().to(device).unsqueeze(-1) * table[synthetic.input_items.to(device)]).sum(-2)
-        final = (last_label[1].float().to(device).unsqueeze(-1) * table[last_label[0].to(device)]).sum(-2)
+        tokens = expected_embeddings(synthetic.input_items.to(device), synthetic.input_probs.float().to(device), table)
+        final = expected_embeddings(last_label[0].to(device), last_label[1].float().to(device), table)
         tokens = torch.cat([tokens, final.unsqueeze(1)], dim=1)  # left padding keeps real positions last
         timeline = torch.cat([synthetic.mask, torch.ones(len(tokens), 1, dtype=torch.bool)], dim=1).to(device)
         return _unit(expert.forward_tokens(tokens[:, -context.model_cfg.max_len:],
@@ -80,7 +81,7 @@ def synthetic_embeddings(context: DistillContext, synthetic: SyntheticData, spac
     text = context.text_embeddings.float()
     per_position = position_text_embeddings(context, synthetic)  # (n, L, d)
     mask = synthetic.mask.unsqueeze(-1).float()
-    final = (last_label[1].float().unsqueeze(-1) * text[last_label[0]]).sum(-2)
+    final = expected_embeddings(last_label[0], last_label[1].float(), text)
     return _unit(((per_position * mask).sum(1) + final) / (mask.sum(1) + 1))
 
 
@@ -95,7 +96,7 @@ def position_text_embeddings(context: DistillContext, synthetic: SyntheticData, 
     items, probs = (synthetic.input_items, synthetic.input_probs) if which == "input" else (
         synthetic.label_items, synthetic.label_probs)
     text = context.text_embeddings.float()
-    return (probs.float().unsqueeze(-1) * text[items]).sum(-2)
+    return expected_embeddings(items, probs.float(), text)
 
 
 def project_2d(points: np.ndarray, config: MapConfig | None = None, cache_dir: str | Path | None = None) -> np.ndarray:
@@ -211,7 +212,7 @@ def item_mass(synthetic: SyntheticData, num_items: int) -> np.ndarray:
 def popularity_profile(context: DistillContext, synthetic: SyntheticData, groups: int = 10) -> pd.DataFrame:
     """Share of interactions (real) and of probability mass (synthetic) per item-popularity group, most
     popular group first: a synthetic set collapsed onto blockbusters piles up in the first group."""
-    counts = np.bincount(np.concatenate(context.train), minlength=context.num_items).astype(float)
+    counts = item_counts(context.train, context.num_items).astype(float)
     order = np.argsort(-counts, kind="stable")
     group_of = np.empty(context.num_items, dtype=int)
     group_of[order] = np.arange(context.num_items) * groups // context.num_items
@@ -236,4 +237,4 @@ def coverage_summary(context: DistillContext, synthetic: SyntheticData) -> dict[
 
 def real_popularity(context: DistillContext) -> np.ndarray:
     """Training interaction count per item, most popular first (the long tail curve)."""
-    return np.sort(np.bincount(np.concatenate(context.train), minlength=context.num_items))[::-1]
+    return np.sort(item_counts(context.train, context.num_items))[::-1]

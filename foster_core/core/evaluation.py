@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data import PAD_ID, Split, pad_left
+from .data import PAD_ID, Split, item_counts, pad_left
 
 KS = (10, 20)
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # padded item ids (B, L) -> scores (B, M)
@@ -90,7 +90,7 @@ def model_scorer(model: torch.nn.Module) -> Scorer:
 
 def popularity_scorer(train: list[np.ndarray], num_items: int) -> Scorer:
     """Scores every item by its count in the training split; ties broken by item id, like any stable sort."""
-    counts = np.bincount(np.concatenate(train), minlength=num_items) if train else np.zeros(num_items, dtype=np.int64)
+    counts = item_counts(train, num_items)
     order = np.argsort(-counts, kind="stable")
     scores = torch.empty(num_items)
     scores[torch.from_numpy(order)] = torch.arange(num_items, 0, -1, dtype=torch.float32)

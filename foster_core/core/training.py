@@ -17,10 +17,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write
-from .data import PAD_ID, Split, pad_left
+from .data import PAD_ID, Split, pad_left, usable
 from .evaluation import evaluate_model
 from .model import ModelConfig, TextSASRec
 from .runtime import autocast, check_precision, resolve_device, seed_everything
@@ -63,8 +63,19 @@ class TrainResult:
 
 def next_item_pairs(train: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and next-item targets (both left-padded, (U, max_len)): every prefix predicts its next item."""
-    usable = [s for s in train if len(s) >= 2]
-    return pad_left([s[:-1] for s in usable], max_len), pad_left([s[1:] for s in usable], max_len)
+    kept = [s for s in train if usable(s)]
+    return pad_left([s[:-1] for s in kept], max_len), pad_left([s[1:] for s in kept], max_len)
+
+
+def item_subset(num_items: int, size: int, generator: torch.Generator, *always: torch.Tensor) -> torch.Tensor:
+    """V_s, the items a step's softmax runs over: `size` items drawn uniformly (with replacement) plus every
+    non-padding item of `always` (a batch's targets, S's supports, ...), sorted and unique, on the CPU.
+    `size <= 0` means the whole catalogue. Sorted, so `searchsorted` maps an item id to its row in V_s."""
+    if size <= 0:
+        return torch.arange(num_items)
+    parts = [torch.randint(num_items, (size,), generator=generator)]
+    parts += [items[items != PAD_ID].flatten().cpu() for items in always]
+    return torch.unique(torch.cat(parts))
 
 
 def train_on_sequences(
@@ -150,9 +161,8 @@ def fit(
         checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / "epoch_000.safetensors"))
 
     start = time.perf_counter()
-    history: list[dict] = []
-    best_score, best_epoch, best_valid, best_state = -1.0, 0, {}, None
-    for epoch in range(1, cfg.epochs + 1):
+
+    def train_epoch(epoch: int) -> dict:
         model.train()
         losses = []
         for batch in _batches(tensors, cfg.batch_size, generator):
@@ -164,30 +174,55 @@ def fit(
             loss.backward()
             optimiser.step()
             losses.append(loss.item())
-        record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
         if checkpoint_dir is not None:
             checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors"))
-        if split is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            valid = evaluate_model(model, split, "valid")
+        return {"loss": float(np.mean(losses))}
+
+    evaluate = (lambda: evaluate_model(model, split, "valid")) if split is not None else None
+    history, best = run_epochs(cfg, train_epoch, evaluate, lambda: copy.deepcopy(model.state_dict()), callback)
+    if best.state is not None:
+        model.load_state_dict(best.state)
+    model.eval()
+    return TrainResult(model, best.epoch or history[-1]["epoch"], best.valid, history, time.perf_counter() - start,
+                       checkpoints)
+
+
+@dataclass
+class BestEpoch:
+    """The epoch with the best validation NDCG@10 so far, and a snapshot of what it trained."""
+
+    epoch: int = 0  # 0 = none evaluated yet
+    score: float = -1.0
+    valid: dict[str, float] = field(default_factory=dict)
+    state: object = None
+
+
+def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: Callable[[], dict] | None,
+               snapshot: Callable[[], object], callback: EpochCallback | None = None) -> tuple[list[dict], BestEpoch]:
+    """The one epoch loop with early stopping, for every trainer (`fit`, `finetune.train_finetuned`).
+
+    Each epoch: `train_epoch(epoch)` (its dict joins the epoch's record), validation every `eval_every`
+    epochs and at the last, a snapshot of the best epoch; stop after `patience` epochs without a better
+    validation NDCG@10, or past `time_limit_s`. Without `evaluate` every epoch runs and nothing is kept."""
+    start = time.perf_counter()
+    history: list[dict] = []
+    best = BestEpoch()
+    for epoch in range(1, cfg.epochs + 1):
+        record = {"epoch": epoch, **train_epoch(epoch), "seconds": time.perf_counter() - start}
+        if evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            valid = evaluate()
             record["valid"] = valid
-            if valid[SELECTION_METRIC] > best_score:
-                best_score, best_epoch, best_valid = valid[SELECTION_METRIC], epoch, valid
-                best_state = copy.deepcopy(model.state_dict())
+            if valid[SELECTION_METRIC] > best.score:
+                best = BestEpoch(epoch, valid[SELECTION_METRIC], valid, snapshot())
         history.append(record)
         if callback:
             callback(record)
-        if split is not None and epoch - best_epoch >= cfg.patience:
+        if evaluate is not None and epoch - best.epoch >= cfg.patience:
             break
         if cfg.time_limit_s and record["seconds"] >= cfg.time_limit_s:
             record["stopped"] = "time_limit_s"
             break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = history[-1]["epoch"]
-    model.eval()
-    return TrainResult(model, best_epoch, best_valid, history, time.perf_counter() - start, checkpoints)
+    return history, best
 
 
 def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -204,7 +239,5 @@ def save_checkpoint(model: TextSASRec, path: Path) -> Path:
 
 
 def load_checkpoint(model: TextSASRec, path: str | Path) -> TextSASRec:
-    from safetensors.torch import load_file
-
     model.load_state_dict(load_file(str(path), device=str(next(model.parameters()).device)))
     return model

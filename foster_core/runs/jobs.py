@@ -29,12 +29,24 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from .atomic import atomic_write_json, read_json_or
-from .run_store import RUN_ID_PATTERN, Run, RunStore, _process_alive
+import torch
+
+from ..core.atomic import atomic_write_json, read_json_or
+from ..core.config import from_dict, known_values, to_dict
+from ..core.data import DataConfig
+from ..core.loaders import load_dataset
+from ..core.model import ModelConfig
+from ..core.training import TrainConfig
+from ..methods.registry import check_budget, get_method
+from .evaluator import StudentConfig
+from .experiment import FULL, build_context, record_full_run
+from .run_store import RUN_ID_PATTERN, Run, RunStore, process_alive, utc_timestamp
+from .runner import run_config, run_method
 
 JOBS_FOLDER = ".jobs"
 LOCK_FILE = ".queue.lock"
@@ -58,7 +70,9 @@ class JobSpec:
     dataset: str  # a load_dataset spec: "movielens", a folder, ...
     methods: list[str]
     budgets: list[int]
-    distill: dict = field(default_factory=dict)  # DistillConfig fields; missing ones take their defaults
+    # Method config values shared by the job's methods: each method takes the fields its config has, and
+    # its defaults for the rest (so one "seed" or "label_support" applies to every method that has one).
+    distill: dict = field(default_factory=dict)
     student: dict = field(default_factory=dict)  # StudentConfig fields
     expert: dict = field(default_factory=dict)  # TrainConfig fields of the expert (and the full-data reference)
     model: dict = field(default_factory=dict)  # ModelConfig fields
@@ -73,10 +87,6 @@ class JobSpec:
         return [(method, budget) for budget in self.budgets for method in self.methods]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 @dataclass
 class Job:
     path: Path
@@ -87,7 +97,7 @@ class Job:
 
     @property
     def spec(self) -> JobSpec:
-        return JobSpec(**self._read("job.json", {}))
+        return from_dict(JobSpec, self._read("job.json", {}))
 
     @property
     def state(self) -> dict:
@@ -99,7 +109,7 @@ class Job:
                 pid = int((self.path / "worker.pid").read_text())
             except (OSError, ValueError):
                 pid = None
-        if state.get("status") in ACTIVE and isinstance(pid, int) and not _process_alive(pid):
+        if state.get("status") in ACTIVE and isinstance(pid, int) and not process_alive(pid):
             state = {**state, "status": "interrupted", "message": "the worker ended without finishing"}
         return state
 
@@ -136,7 +146,7 @@ class Job:
 
     def update(self, **changes: object) -> None:
         state = self._read("state.json", {})
-        state.update(changes, updated=_now())
+        state.update(changes, updated=utc_timestamp())
         atomic_write_json(self.path / "state.json", state)
 
     def _read(self, name: str, default):
@@ -158,8 +168,8 @@ class JobQueue:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         job = Job(self.jobs_dir / f"{stamp}-{secrets.token_hex(3)}")
         job.path.mkdir()
-        atomic_write_json(job.path / "job.json", asdict(spec))
-        job.update(status="queued", message="starting the worker", run_ids=[], submitted=_now(),
+        atomic_write_json(job.path / "job.json", to_dict(spec))
+        job.update(status="queued", message="starting the worker", run_ids=[], submitted=utc_timestamp(),
                    total_runs=len(spec.pairs()))
         if start:
             self._spawn(job, spec)
@@ -203,7 +213,7 @@ class JobQueue:
             holder = json.loads((self.root / HOLDER_FILE).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
-        if not _process_alive(int(holder.get("pid", -1))):
+        if not process_alive(int(holder.get("pid", -1))):
             return None
         try:
             holder["run"] = self.get(holder["job"]).current_run_id
@@ -252,7 +262,7 @@ class _QueueLock:
                     break
                 except BlockingIOError:
                     time.sleep(0.5)
-        atomic_write_json(self.root / HOLDER_FILE, {"job": self.job.id, "pid": os.getpid(), "since": _now()})
+        atomic_write_json(self.root / HOLDER_FILE, {"job": self.job.id, "pid": os.getpid(), "since": utc_timestamp()})
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -282,40 +292,41 @@ class _JobRunStore(RunStore):
         return run
 
 
-def _configs(spec: JobSpec):
-    from .benchmark import StudentConfig
-    from .data import DataConfig
-    from .distill import DistillConfig
-    from .model import ModelConfig
-    from .training import TrainConfig
+@dataclass
+class JobConfigs:
+    """A job spec's plain dicts as config objects: the one place a job's JSON becomes configs."""
 
-    student = dict(spec.student)
-    if "seeds" in student:
-        student["seeds"] = tuple(student["seeds"])
-    return (DistillConfig(**spec.distill), StudentConfig(**student), TrainConfig(**spec.expert),
-            ModelConfig(**spec.model), DataConfig(**spec.data))
+    methods: dict[str, Any]  # method name -> its config
+    student: StudentConfig
+    expert: TrainConfig
+    model: ModelConfig
+    data: DataConfig
 
 
-def has_reference(store: RunStore, dataset_name: str, config: dict) -> bool:
-    """A finished full-data run with the same dataset and configs is already in the store."""
-    keys = ("student", "model", "expert")
-    for run in store.list():
-        c = run.config
-        if (c.get("method") == "full" and c.get("dataset") == dataset_name and run.results
-                and all(c.get(k) == config.get(k) for k in keys)):
-            return True
-    return False
+def job_configs(spec: JobSpec) -> JobConfigs:
+    return JobConfigs({m: get_method(m).config(spec.distill) for m in spec.methods},
+                      from_dict(StudentConfig, spec.student), from_dict(TrainConfig, spec.expert),
+                      from_dict(ModelConfig, spec.model), from_dict(DataConfig, spec.data))
+
+
+def job_spec(dataset: str, methods: list[str], budgets: list[int], distill: dict, student: StudentConfig,
+             expert: TrainConfig, preset: str = "custom", threads: int = 0, reference: bool = True) -> JobSpec:
+    """A JobSpec from config objects (`distill`: the shared method values, see JobSpec.distill)."""
+    return JobSpec(dataset=dataset, methods=list(methods), budgets=[int(b) for b in budgets],
+                   distill=known_values_for(methods, distill), student=to_dict(student), expert=to_dict(expert),
+                   reference=reference, preset=preset, threads=threads)
+
+
+def known_values_for(methods: list[str], values: dict) -> dict:
+    """The entries of `values` that at least one of `methods` has in its config."""
+    kept: dict = {}
+    for method in methods:
+        kept.update(known_values(get_method(method).config_class, values))
+    return kept
 
 
 def run_job(job: Job, runs_dir: Path) -> None:
     """The worker's body: wait for the queue, build the context once, run every pair, then the reference."""
-    import torch
-
-    from .benchmark import run_method
-    from .data import load_dataset
-    from .distill import check_budget
-    from .experiment import build_context, record_full_run
-
     spec = job.spec
     torch.set_num_threads(spec.threads or default_threads())
     job.update(pid=os.getpid(), status="queued", message="waiting for the queue")
@@ -323,11 +334,11 @@ def run_job(job: Job, runs_dir: Path) -> None:
         with _QueueLock(runs_dir, job):
             if job.stop_requested():
                 raise _Cancelled()
-            distill_cfg, student_cfg, expert_cfg, model_cfg, data_cfg = _configs(spec)
+            configs = job_configs(spec)
             job.update(status="preparing", message="loading the dataset")
-            dataset = load_dataset(spec.dataset, data_cfg)
+            dataset = load_dataset(spec.dataset, configs.data)
             job.update(message="encoding item texts (cached after the first time)")
-            context = build_context(dataset, model_cfg, expert_cfg, cache_dir=spec.cache_dir)
+            context = build_context(dataset, configs.model, configs.expert, cache_dir=spec.cache_dir)
             for budget in spec.budgets:  # before minutes of expert training, not after
                 check_budget(context, budget)
             job.update(message="training the expert recommender (cached after the first time)")
@@ -342,16 +353,15 @@ def run_job(job: Job, runs_dir: Path) -> None:
                 if spec.resume_run:  # the run exists already: tell the job about it as create() would
                     resumed = store.get(spec.resume_run)
                     job.update(current_run=resumed.id, run_ids=[resumed.id], message=f"{method}: resuming {resumed.id}")
-                    run_method(context, method, budget, distill_cfg, student_cfg, store, resume_run=resumed)
+                    run_method(context, method, budget, configs.methods[method], configs.student, store,
+                               resume_run=resumed)
                     continue
-                run_method(context, method, budget, distill_cfg, student_cfg, store)
+                run_method(context, method, budget, configs.methods[method], configs.student, store)
             job.update(done_runs=len(pairs))
             if spec.reference and not job.stop_requested():
-                reference = {"budget": None, "dataset": dataset.name, "student": asdict(student_cfg),
-                             "model": asdict(model_cfg), "expert": asdict(expert_cfg)}
-                if not has_reference(store, dataset.name, reference):
+                if store.find_reference(run_config(context, FULL, None, None, configs.student)) is None:
                     job.update(status="running", message="full-data reference (cached after the first time)")
-                    record_full_run(context, student_cfg, store)
+                    record_full_run(context, configs.student, store)
         final = "stopped" if job.stop_requested() else "finished"
         job.update(status=final, message="stopped on request" if final == "stopped" else "done", current_run=None)
     except _Cancelled:

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomic import atomic_write, atomic_write_json, read_json_or, remove_temporaries
+from ..core.atomic import atomic_write, atomic_write_json, read_json_or, remove_temporaries
+from ..methods.events import LoggedEvent, StepEvent, event_from_record
 
 RUNS_ENV = "FOSTER_RUNS_DIR"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -42,11 +43,12 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_ENV) or "runs")
 
 
-def _now() -> str:
+def utc_timestamp() -> str:
+    """Now, as the run store and the job files write it (UTC, ISO 8601, seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,6 +70,17 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+SETUP_KEYS = ("dataset", "model", "expert", "student")
+
+
+def same_setup(a: dict, b: dict) -> bool:
+    """Whether two run configs were measured the same way: dataset, recommender, expert and students.
+    Compared as JSON, so a config read from a file matches one built in memory (lists vs tuples)."""
+    def setup(config: dict) -> str:
+        return json.dumps({k: config.get(k) for k in SETUP_KEYS}, sort_keys=True, default=str)
+    return setup(a) == setup(b)
+
+
 @dataclass
 class Run:
     path: Path
@@ -83,7 +96,7 @@ class Run:
             raise ValueError(f"unknown status {status!r}")
         current = self._read_json("status.json", {})
         current.update(extra)
-        current.update(status=status, message=message, updated=_now(), pid=os.getpid(), host=socket.gethostname())
+        current.update(status=status, message=message, updated=utc_timestamp(), pid=os.getpid(), host=socket.gethostname())
         atomic_write_json(self.path / "status.json", current)
 
     def append_history(self, record: dict) -> None:
@@ -113,7 +126,7 @@ class Run:
         status = self._read_json("status.json", {"status": "interrupted", "message": "no status was written"})
         if status.get("status") == "running" and status.get("host") == socket.gethostname():
             pid = status.get("pid")
-            if isinstance(pid, int) and not _process_alive(pid):
+            if isinstance(pid, int) and not process_alive(pid):
                 status = {**status, "status": "interrupted", "message": "the process running it ended without finishing"}
         return status
 
@@ -146,6 +159,21 @@ class Run:
         checkpoints = sorted(self.checkpoint_dir.glob("step_*.safetensors"))
         return checkpoints[-1] if checkpoints else None
 
+    @staticmethod
+    def checkpoint_step(path: Path) -> int:
+        """The step a checkpoint file was taken after (step_000120.safetensors -> 120)."""
+        return int(path.stem.split("_")[-1])
+
+    @property
+    def events(self) -> list[LoggedEvent]:
+        """The history as typed events (lines that are none are skipped)."""
+        return [e for e in map(event_from_record, self.history) if e is not None]
+
+    @property
+    def step_events(self) -> list[StepEvent]:
+        """The loss-curve points (selection records are not)."""
+        return [e for e in self.events if isinstance(e, StepEvent)]
+
     def resumable(self) -> bool:
         """Whether `resume` may take this run up: it ended without finishing (killed, failed or stopped)."""
         return self.status.get("status") in ("interrupted", "failed", "stopped")
@@ -156,7 +184,8 @@ class Run:
         if not self.resumable():
             raise ValueError(f"run {self.id} is {self.status.get('status')}; only an interrupted, failed or "
                              "stopped run can be resumed.")
-        kept = [r for r in self.history if "phase" not in r and isinstance(r.get("step"), int) and r["step"] <= step]
+        kept = [r for r in self.history
+                if isinstance(event_from_record(r), StepEvent) and isinstance(r.get("step"), int) and r["step"] <= step]
         atomic_write(self.path / "history.jsonl",
                      lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8"))
         for leftover in ("STOP", "results.json"):
@@ -183,7 +212,7 @@ class RunStore:
             path = self.root / f"{stamp}-{safe_method}-{secrets.token_hex(3)}"
             path.mkdir()
         run = Run(path)
-        atomic_write_json(path / "config.json", {"method": method, "created": _now(), **config})
+        atomic_write_json(path / "config.json", {"method": method, "created": utc_timestamp(), **config})
         run.set_status("running", "started", started=time.time())
         return run
 
@@ -202,6 +231,15 @@ class RunStore:
                 and (p / "config.json").is_file()]
         return sorted(runs, key=lambda r: r.id, reverse=True)
 
+    def find_reference(self, config: dict) -> Run | None:
+        """The newest finished full-data run that matches `config`: the same dataset, recommender, expert
+        and students. The one definition of "the matching full-data run" (Compare's ratio, a job's check
+        whether its reference exists already)."""
+        for run in self.list():
+            if run.config.get("method") == "full" and run.results and same_setup(run.config, config):
+                return run
+        return None
+
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
         if run.status.get("status") == "running":
@@ -209,3 +247,30 @@ class RunStore:
         if run.path.is_symlink() or run.path.resolve().parent != self.root.resolve():
             raise RunNotFound(f"{run_id} is not a folder of the run store {self.root}")
         shutil.rmtree(run.path)
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    filename: str
+    description: str
+    mime: str
+    path: Path
+
+
+EXPORTS = (
+    ("synthetic.safetensors", "The synthetic data itself: per position, sparse input and label distributions "
+                              "(load with foster_core.core.synthetic.SyntheticData.load).", "application/octet-stream"),
+    ("synthetic_top_items.csv", "Readable table: top-5 input and label items per position with text and "
+                                "probability.", "text/csv"),
+    ("synthetic_interactions.csv", "Each position's most probable item as interactions (user_id,item_id,timestamp; "
+                                   "original item ids).", "text/csv"),
+    ("synthetic.inter", "The same interactions as a RecBole atomic .inter file.", "text/tab-separated-values"),
+    ("config.json", "What was asked for: method, budget, dataset and every config.", "application/json"),
+    ("results.json", "Evaluation: test and validation metrics per student, coverage, costs.", "application/json"),
+)
+
+
+def export_files(run: Run) -> list[ExportFile]:
+    """The files of a run that can be downloaded, in a fixed order; missing ones are left out."""
+    return [ExportFile(name, description, mime, run.path / name) for name, description, mime in EXPORTS
+            if (run.path / name).is_file()]

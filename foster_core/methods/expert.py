@@ -1,0 +1,136 @@
+"""The expert and its trajectory, made apart from the distillers that use them (as MTT's buffer.py).
+
+`DistillContext` is what every method may use: the training split (never validation or test items),
+the items' text embeddings, and an expert recommender trained on the training split with its epoch
+chosen on the training split's own holdout. The expert and its per-epoch checkpoints (the trajectory
+theta*_0..theta*_K that FOSTER's resets draw from) are trained once per dataset and settings and cached
+on disk under a key that hashes everything they depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.atomic import atomic_write_json
+from ..core.data import Dataset, Split, holdout_split, leave_one_out, pad_left, usable_indices
+from ..core.model import ModelConfig, TextSASRec
+from ..core.runtime import resolve_device
+from ..core.text_encoder import default_cache_dir
+from ..core.training import TrainConfig, load_checkpoint, save_checkpoint, train_on_sequences
+
+
+@dataclass
+class DistillContext:
+    """The training split, item text embeddings and (lazily, cached) an expert trained on them."""
+
+    dataset: Dataset
+    text_embeddings: torch.Tensor
+    model_cfg: ModelConfig = field(default_factory=ModelConfig)
+    expert_cfg: TrainConfig = field(default_factory=TrainConfig)
+    cache_dir: Path | None = None
+    split: Split = field(init=False)
+    holdout: Split = field(init=False)
+    _expert: TextSASRec | None = field(default=None, init=False, repr=False)
+    _trajectory: list[Path] = field(default_factory=list, init=False, repr=False)
+    expert_seconds: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self.split = leave_one_out(self.dataset)
+        self.holdout = holdout_split(self.split.train)
+
+    @property
+    def train(self) -> list[np.ndarray]:
+        return self.split.train
+
+    @property
+    def num_items(self) -> int:
+        return self.dataset.num_items
+
+    @cached_property
+    def usable(self) -> np.ndarray:
+        """Indices of the training sequences with an (input, next item) pair: what a method may pick."""
+        return usable_indices(self.train)
+
+    def new_model(self) -> TextSASRec:
+        return TextSASRec(self.text_embeddings, self.model_cfg)
+
+    # ------------------------------------------------------------------ the cached expert
+
+    def expert_key(self) -> str:
+        digest = hashlib.sha256()
+        # "holdout": the expert selects its epoch on the training split's holdout (older caches did not).
+        expert_cfg = asdict(self.expert_cfg)
+        # "auto" and the device it resolves to here train the same expert: one cache entry, keyed "auto".
+        try:
+            if resolve_device(expert_cfg["device"]).type == resolve_device("auto").type:
+                expert_cfg["device"] = "auto"
+        except ValueError:  # e.g. "cuda" on a machine without one: training will say so
+            pass
+        digest.update(json.dumps([asdict(self.model_cfg), expert_cfg, "holdout"], sort_keys=True).encode())
+        digest.update(np.ascontiguousarray(self.text_embeddings.numpy()).tobytes())
+        for seq in self.train:
+            digest.update(seq.tobytes() + b"|")
+        # Cached full-data results, kept beside the expert, hold validation and test metrics.
+        digest.update(self.split.valid_targets.tobytes() + self.split.test_targets.tobytes())
+        return digest.hexdigest()[:24]
+
+    def expert_folder(self) -> Path:
+        return (self.cache_dir or default_cache_dir()) / "experts" / self.expert_key()
+
+    def expert_cached(self) -> bool:
+        """Whether the expert is in memory or on disk already (asking for it would not train it)."""
+        return self._expert is not None or (self.expert_folder() / "expert.json").is_file()
+
+    def expert(self) -> TextSASRec:
+        """The model trained on the training split, its epoch chosen on the training split's own holdout
+        (never on validation), cached on disk."""
+        if self._expert is None:
+            self._load_or_train_expert()
+        return self._expert
+
+    def trajectory(self) -> list[Path]:
+        """Checkpoints theta*_0..theta*_K of the expert's training, one per epoch up to its best."""
+        if self._expert is None:
+            self._load_or_train_expert()
+        return self._trajectory
+
+    def _load_or_train_expert(self) -> None:
+        folder = self.expert_folder()
+        meta_path = folder / "expert.json"
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            model = load_checkpoint(self.new_model(), folder / "best.safetensors")
+            self._trajectory = [folder / name for name in meta["trajectory"]]
+            self.expert_seconds = meta["seconds"]
+        else:
+            with torch.enable_grad():  # callers may ask for the expert from inside torch.no_grad()
+                result = train_on_sequences(self.text_embeddings, self.holdout.train, self.holdout, self.model_cfg,
+                                            self.expert_cfg, checkpoint_dir=folder)
+            model = result.model.cpu()
+            save_checkpoint(model, folder / "best.safetensors")
+            # The trajectory stops at the best epoch: later epochs were overfitting by the holdout's account.
+            self._trajectory = result.checkpoints[: result.best_epoch + 1]
+            self.expert_seconds = result.seconds
+            atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory], "seconds": result.seconds,
+                                          "best_epoch": result.best_epoch, "valid": result.best_valid})
+        self._expert = model.to(resolve_device(self.expert_cfg.device)).eval()
+
+    @torch.no_grad()
+    def sequence_embeddings(self, indices: np.ndarray | None = None) -> torch.Tensor:
+        """The expert's last hidden state for each training sequence (unit norm): a sequence's summary."""
+        expert = self.expert()
+        seqs = self.train if indices is None else [self.train[i] for i in indices]
+        device = next(expert.parameters()).device
+        out = []
+        for start in range(0, len(seqs), 512):
+            batch = torch.from_numpy(pad_left(seqs[start : start + 512], self.model_cfg.max_len)).to(device)
+            out.append(expert(batch)[:, -1].cpu())
+        return F.normalize(torch.cat(out), dim=-1)

@@ -1,0 +1,139 @@
+"""Learnable synthetic data for the gradient methods (FOSTER and bptt): the soft start, the sparse
+parameterisation, and the two losses that both methods differentiate through.
+
+S is n sequences of L positions. Each position holds logits over a fixed support of candidate items for
+its input (K_in items: the real item and its nearest text neighbours) and for its label (K_lab items: the
+expert's top predictions). Softmax over a support gives the position's distribution, so S stays a valid
+distribution whatever the optimiser does, and the cost follows the supports, not the catalogue M.
+Symbols in brackets are those of ../shared/foster-method.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.data import PAD_ID
+from ..core.model import TextSASRec
+from ..core.synthetic import SyntheticData, expected_embeddings
+from .coresets import check_selection
+from .events import Checkpoint
+from .expert import DistillContext
+from .teacher import LabelConfig, labelled_selection
+
+PACKING = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class SoftStartConfig(LabelConfig):
+    """The start and schedule shared by FOSTER and bptt: real sequences with expert labels, made soft."""
+
+    init_selection: str = "kcenter"  # which real sequences S starts from (a coreset selector)
+    # "on": each synthetic sequence starts as whole real sequences laid end to end; "off": one real sequence
+    # left-padded to L; "auto": pack when the median training sequence fills less than half of L.
+    init_packing: str = "auto"
+    input_support: int = 8  # [K_in] candidate items per input position: the real item and its text neighbours
+    init_scale: float = 4.0  # [c] logit of the real item at the start; the neighbours start at 0
+    steps: int = 150
+    subset_size: int = 512  # [N] uniformly sampled items per step; 0 = the full catalogue
+    synthetic_lr: float = 0.01  # [gamma] Adam's step size for S's logits
+    real_batch_size: int = 128  # real (input, next item) rows per step
+    log_every: int = 10  # steps between StepEvents
+    checkpoint_every: int = 100  # steps between Checkpoints of S (what a resume continues from)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_selection(self.init_selection, "init_selection")
+        if self.init_packing not in PACKING:
+            raise ValueError(f"init_packing must be 'auto', 'on' or 'off', not {self.init_packing!r}")
+        if self.steps < 1 or self.input_support < 1:
+            raise ValueError("steps and input_support must be at least 1")
+
+
+class SparseSynthetic(torch.nn.Module):
+    """Learnable logits over fixed per-position item supports (inputs and labels)."""
+
+    def __init__(self, init: SyntheticData, input_logits: torch.Tensor, label_logits: torch.Tensor):
+        super().__init__()
+        self.register_buffer("input_items", init.input_items)
+        self.register_buffer("label_items", init.label_items)
+        self.register_buffer("mask", init.mask)
+        self.input_logits = torch.nn.Parameter(input_logits)
+        self.label_logits = torch.nn.Parameter(label_logits)
+
+    def to_data(self) -> SyntheticData:
+        with torch.no_grad():
+            return SyntheticData(self.input_items.cpu(), F.softmax(self.input_logits, -1).cpu(),
+                                 self.label_items.cpu(), F.softmax(self.label_logits, -1).cpu(), self.mask.cpu())
+
+    def label_entropy(self) -> float:
+        """Mean entropy (nats) of the label distributions at real positions."""
+        with torch.no_grad():
+            log_p = F.log_softmax(self.label_logits, -1)[self.mask]
+            return float(-(log_p.exp() * log_p).sum(-1).mean())
+
+
+def packs(context: DistillContext, init_packing: str) -> bool:
+    """Whether the start lays real sequences end to end (init_packing "on", or "auto" on short sequences)."""
+    if init_packing != "auto":
+        return init_packing == "on"
+    return float(np.median([len(s) for s in context.train])) < context.model_cfg.max_len / 2
+
+
+def soft_start(context: DistillContext, budget: int, config: SoftStartConfig) -> SyntheticData:
+    """Real sequences (labels from the expert) whose input positions get their real item first and its
+    nearest text neighbours after it as candidates."""
+    base = labelled_selection(context, budget, config, config.init_selection,
+                              packed=packs(context, config.init_packing))
+    k = max(1, min(config.input_support, context.num_items))
+    text = F.normalize(context.text_embeddings, dim=-1)
+    real = base.input_items[..., 0]
+    neighbours = (text[real] @ text.T).topk(k, dim=-1).indices  # (n, L, k); the item itself comes first
+    neighbours[..., 0] = real
+    return SyntheticData(neighbours, base.input_probs, base.label_items, base.label_probs, base.mask)
+
+
+def start_logits(start: SyntheticData, init_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input logits, label logits) of the start: c on the real item, 0 on its neighbours; log label probs."""
+    input_logits = torch.zeros(start.input_items.shape)
+    input_logits[..., 0] = init_scale
+    return input_logits, start.label_probs.clamp(min=1e-8).log()
+
+
+def resume_state(context: DistillContext, budget: int,
+                 resume: Checkpoint) -> tuple[int, SyntheticData, torch.Tensor, torch.Tensor]:
+    """(first step, S, input logits, label logits) to continue from a checkpoint of S taken after its step."""
+    data = resume.synthetic
+    if data.num_sequences != budget:
+        raise ValueError(f"the checkpoint holds {data.num_sequences} sequences, not the run's budget of {budget}.")
+    if int(max(data.input_items.max(), data.label_items.max())) >= context.num_items:
+        raise ValueError("the checkpoint names items this dataset does not have: resume it on the run's own dataset.")
+    # log(softmax(z)) differs from z by a constant per row, so the softmax (what S is) is restored exactly.
+    logits = [probs.float().clamp(min=1e-12).log() for probs in (data.input_probs, data.label_probs)]
+    return resume.step + 1, data, logits[0], logits[1]
+
+
+def synthetic_loss(net: TextSASRec, syn: SparseSynthetic, subset: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """[L_syn] Soft inputs as expected embeddings, cross-entropy against soft labels, softmax over V_s.
+
+    `subset` is V_s, sorted, holding every support item; `table` holds its item embeddings in that order."""
+    pos_in = torch.searchsorted(subset, syn.input_items)
+    pos_lab = torch.searchsorted(subset, syn.label_items)
+    tokens = expected_embeddings(pos_in, F.softmax(syn.input_logits, -1), table)
+    hidden = net.forward_tokens(tokens, syn.mask)
+    log_probs = F.log_softmax(hidden[syn.mask] @ table.T, -1)
+    p_lab = F.softmax(syn.label_logits, -1)[syn.mask]
+    return -(p_lab * log_probs.gather(-1, pos_lab[syn.mask])).sum(-1).mean()
+
+
+def real_loss(net: TextSASRec, seqs: torch.Tensor, targets: torch.Tensor, subset: torch.Tensor,
+              table: torch.Tensor) -> torch.Tensor:
+    """[L_real] Next-item cross-entropy on real rows with the softmax over V_s (which holds the targets)."""
+    real = targets != PAD_ID
+    # Inputs are embedded from their own ids only, so a step never touches the whole catalogue.
+    input_ids = torch.unique(seqs[seqs != PAD_ID])
+    hidden = net(seqs, item_table=net.item_embeddings(input_ids), table_items=input_ids)[real]
+    return F.cross_entropy(hidden @ table.T, torch.searchsorted(subset, targets[real]))
