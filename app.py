@@ -3,11 +3,13 @@
 import plotly.express as px
 import streamlit as st
 
-from foster_core.data import DataError, max_file_bytes
-from foster_core.runtime import resolve_device
-from foster_core.studio import (data_dir, dataset_folders, head_share, popularity_curve, sample_texts, save_upload,
-                                sequence_lengths, upload_error_message)
-from foster_core.ui import DATASET_KEY, cached_dataset, current_dataset_spec, setup_page, sidebar
+from foster_core.core.data import DataError
+
+from foster_core.core.loaders import max_file_bytes
+from foster_core.core.runtime import resolve_device
+from foster_core.core.sources import data_dir, dataset_folders, save_upload, upload_error_message
+from foster_core.analysis.profile import head_share, popularity_curve, sample_texts, sequence_lengths
+from foster_core.app.ui import DATASET_KEY, cached_dataset, current_dataset_spec, setup_page, sidebar
 
 setup_page("Home")
 st.title("FOSTER Studio")

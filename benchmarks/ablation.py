@@ -23,13 +23,17 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from foster_core.atomic import atomic_write_json
-from foster_core.benchmark import StudentConfig, evaluate_full, evaluate_synthetic
-from foster_core.data import DataConfig, load_dataset
-from foster_core.distill import DistillConfig, distill, labelled_selection, packs
-from foster_core.experiment import build_context
-from foster_core.model import ModelConfig
-from foster_core.training import TrainConfig
+from foster_core.core.atomic import atomic_write_json
+from foster_core.runs.evaluator import StudentConfig, evaluate_full, evaluate_synthetic
+from foster_core.core.data import DataConfig
+from foster_core.core.loaders import load_dataset
+from foster_core.UNMAPPED_distill import DistillConfig
+from foster_core.methods.registry import distill
+from foster_core.methods.teacher import labelled_selection
+from foster_core.methods.sparse import packs
+from foster_core.runs.experiment import build_context
+from foster_core.core.model import ModelConfig
+from foster_core.core.training import TrainConfig
 
 VARIANTS = {
     "all": ("FOSTER (all components)", {}),

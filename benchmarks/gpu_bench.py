@@ -48,12 +48,14 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from foster_core.data import DataConfig, Dataset, build_dataset, leave_one_out, load_dataset  # noqa: E402
-from foster_core.evaluation import evaluate_model  # noqa: E402
-from foster_core.model import ModelConfig, TextSASRec  # noqa: E402
-from foster_core.runtime import resolve_device, synchronize  # noqa: E402
-from foster_core.text_encoder import EncoderConfig  # noqa: E402
-from foster_core.training import TrainConfig, train_on_sequences  # noqa: E402
+from foster_core.core.data import DataConfig, Dataset, leave_one_out  # noqa: E402
+
+from foster_core.core.loaders import build_dataset, load_dataset  # noqa: E402
+from foster_core.core.evaluation import evaluate_model  # noqa: E402
+from foster_core.core.model import ModelConfig, TextSASRec  # noqa: E402
+from foster_core.core.runtime import resolve_device, synchronize  # noqa: E402
+from foster_core.core.text_encoder import EncoderConfig  # noqa: E402
+from foster_core.core.training import TrainConfig, train_on_sequences  # noqa: E402
 
 # Caps for one H100 (the whole script must end within 8 minutes, pytest included) and for the CPU smoke run.
 GPU_PROFILE = dict(
@@ -260,7 +262,7 @@ def parity_section(args: argparse.Namespace) -> dict:
 
 
 def data_section(args: argparse.Namespace, state: dict) -> dict:
-    from foster_core.experiment import build_context
+    from foster_core.runs.experiment import build_context
 
     started = time.perf_counter()
     if args.smoke:
@@ -270,7 +272,7 @@ def data_section(args: argparse.Namespace, state: dict) -> dict:
     load_s = time.perf_counter() - started
     encoder_path = args.encoder
     if encoder_path is None and args.smoke:
-        from foster_core.finetune import build_tiny_encoder
+        from foster_core.core.finetune import build_tiny_encoder
 
         encoder_path = str(build_tiny_encoder(Path(state["tmp"]) / "tiny_encoder", dataset.item_texts))
     state["encoder_path"] = encoder_path
@@ -303,8 +305,9 @@ def expert_section(args: argparse.Namespace, state: dict) -> dict:
 
 
 def foster_section(args: argparse.Namespace, state: dict, budget: int) -> dict:
-    from foster_core.benchmark import StudentConfig, run_method
-    from foster_core.distill import DistillConfig
+    from foster_core.runs.evaluator import StudentConfig
+    from foster_core.runs.runner import run_method
+    from foster_core.UNMAPPED_distill import DistillConfig
 
     config = DistillConfig(steps=args.foster_steps, device=args.device, select_every=args.foster_steps,
                            select_epochs=args.select_epochs, checkpoint_every=0, log_every=max(1, args.foster_steps // 4))
@@ -321,7 +324,7 @@ def foster_section(args: argparse.Namespace, state: dict, budget: int) -> dict:
 def steps_section(args: argparse.Namespace, state: dict) -> dict:
     """First-order FOSTER vs unrolled bptt on the same context, n = 20 (step_cost.time_steps)."""
     import step_cost
-    from foster_core.distill import DistillConfig
+    from foster_core.UNMAPPED_distill import DistillConfig
 
     context = state["context"]
     base = dict(steps=args.step_steps, log_every=1, checkpoint_every=0, device=args.device, reset_every=5,
@@ -358,8 +361,8 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     and only the catalogue size changes.
     """
     from foster_core import distill as D
-    from foster_core.benchmark import PeakMemory
-    from foster_core.synthetic import SyntheticData
+    from foster_core.core.runtime import PeakMemory
+    from foster_core.core.synthetic import SyntheticData
 
     dev = resolve_device(device)
     generator = torch.Generator().manual_seed(seed)
@@ -438,7 +441,7 @@ def catalogue_section(args: argparse.Namespace) -> dict:
 
 
 def finetune_section(args: argparse.Namespace, state: dict) -> dict:
-    from foster_core.finetune import FinetuneConfig, time_finetune_steps, train_finetuned
+    from foster_core.core.finetune import FinetuneConfig, time_finetune_steps, train_finetuned
 
     context = state["context"]
     texts, split = context.dataset.item_texts, context.split
@@ -472,7 +475,7 @@ def prepare(folder: Path, data: Path) -> None:
     87 MiB) into `folder`, which the GPU run gets as DATA_DIR."""
     from safetensors.torch import load_file, save_file
 
-    from foster_core.text_encoder import bundled_model_path
+    from foster_core.core.text_encoder import bundled_model_path
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "amazon_games"

@@ -17,12 +17,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from foster_core.benchmark import PeakMemory
-from foster_core.data import DataConfig, build_dataset
-from foster_core.distill import DistillConfig, DistillContext, distill
-from foster_core.model import ModelConfig
-from foster_core.runtime import resolve_device
-from foster_core.training import TrainConfig
+from foster_core.core.runtime import PeakMemory
+from foster_core.core.data import DataConfig
+from foster_core.core.loaders import build_dataset
+from foster_core.UNMAPPED_distill import DistillConfig
+from foster_core.methods.expert import DistillContext
+from foster_core.methods.registry import distill
+from foster_core.core.model import ModelConfig
+from foster_core.core.runtime import resolve_device
+from foster_core.core.training import TrainConfig
 
 
 def synthetic_workload(num_items: int, users: int = 2000, length: int = 20, seed: int = 0):

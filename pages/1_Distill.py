@@ -5,17 +5,19 @@ from dataclasses import fields
 import plotly.express as px
 import streamlit as st
 
-from foster_core.benchmark import StudentConfig
-from foster_core.data import DataError
+from foster_core.runs.evaluator import StudentConfig
+from foster_core.core.data import DataError
 import foster_core.distill as distill_module
-from foster_core.distill import METHODS, RESUMABLE, DistillConfig
-from foster_core.jobs import ACTIVE, default_threads
-from foster_core.resume import resume_spec
-from foster_core.run_store import RunNotFound
-from foster_core.studio import (PRESETS, format_seconds, job_spec, loss_frame, loss_records, parse_budgets,
-                                run_progress)
-from foster_core.training import TrainConfig
-from foster_core.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
+from foster_core.UNMAPPED_distill import METHODS, RESUMABLE, DistillConfig
+from foster_core.runs.jobs import ACTIVE, default_threads
+from foster_core.runs.resume import resume_spec
+from foster_core.runs.run_store import RunNotFound
+from foster_core.runs.presets import PRESETS, parse_budgets
+from foster_core.analysis.progress import format_seconds, loss_frame, run_progress
+from foster_core.runs.jobs import job_spec
+from foster_core.UNMAPPED_studio import loss_records
+from foster_core.core.training import TrainConfig
+from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
                             run_store, setup_page, sidebar)
 
 setup_page("Distill")

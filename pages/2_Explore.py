@@ -5,12 +5,12 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from foster_core.data import DataError
-from foster_core.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame, nearest_real_sequences,
+from foster_core.core.data import DataError
+from foster_core.analysis.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame, nearest_real_sequences,
                                     popularity_profile, position_table)
-from foster_core.studio import resolve_dataset_spec
-from foster_core.synthetic import SyntheticData
-from foster_core.ui import context_for_run, run_store, setup_page, sidebar
+from foster_core.core.sources import resolve_dataset_spec
+from foster_core.core.synthetic import SyntheticData
+from foster_core.app.ui import context_for_run, run_store, setup_page, sidebar
 
 setup_page("Explore")
 st.title("Explore")

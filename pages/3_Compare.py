@@ -3,8 +3,8 @@
 import plotly.express as px
 import streamlit as st
 
-from foster_core.studio import compare_table, mean_std
-from foster_core.ui import cached_dataset, current_dataset_spec, run_store, setup_page, sidebar
+from foster_core.analysis.compare import compare_table, mean_std
+from foster_core.app.ui import cached_dataset, current_dataset_spec, run_store, setup_page, sidebar
 
 setup_page("Compare")
 st.title("Compare")

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from foster_core.studio import export_files
-from foster_core.ui import run_store, setup_page, sidebar
+from foster_core.runs.run_store import export_files
+from foster_core.app.ui import run_store, setup_page, sidebar
 
 setup_page("Export")
 st.title("Export")

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from foster_core.data import DataConfig, Dataset, build_dataset
+from foster_core.core.data import DataConfig, Dataset
+
+from foster_core.core.loaders import build_dataset
 
 
 def cyclic_tables(n_users: int = 40, n_items: int = 12, length: int = 8, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foster_core.data import DataError, load_dataset
-from foster_core.jobs import JobQueue
-from foster_core.studio import save_upload, upload_error_message
+from foster_core.core.data import DataError
+
+from foster_core.core.loaders import load_dataset
+from foster_core.runs.jobs import JobQueue
+from foster_core.core.sources import save_upload, upload_error_message
 
 from conftest import cyclic_tables
 

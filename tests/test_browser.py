@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from foster_core.jobs import JobQueue, JobSpec
+from foster_core.runs.jobs import JobQueue, JobSpec
 
 from conftest import cyclic_tables
 

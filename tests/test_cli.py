@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from foster_core.cli import main
-from foster_core.run_store import RunStore
+from foster_core.runs.run_store import RunStore
 
 from conftest import cyclic_tables
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foster_core.jobs import JobQueue, JobSpec
-from foster_core.run_store import RunStore
+from foster_core.runs.jobs import JobQueue, JobSpec
+from foster_core.runs.run_store import RunStore
 
 from conftest import cyclic_tables
 

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from foster_core.data import DataConfig, DataError, build_dataset, leave_one_out, load_dataset, pad_left
+from foster_core.core.data import DataConfig, DataError, leave_one_out, pad_left
+
+from foster_core.core.loaders import build_dataset, load_dataset
 
 from conftest import cyclic_tables
 

@@ -3,12 +3,16 @@
 import pytest
 import torch
 
-from foster_core.benchmark import StudentConfig, evaluate_synthetic, run_method
-from foster_core.distill import METHODS, DistillConfig, DistillContext, distill
-from foster_core.model import ModelConfig
-from foster_core.run_store import RunStore
-from foster_core.synthetic import SyntheticData
-from foster_core.training import TrainConfig
+from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
+
+from foster_core.runs.runner import run_method
+from foster_core.UNMAPPED_distill import METHODS, DistillConfig
+from foster_core.methods.expert import DistillContext
+from foster_core.methods.registry import distill
+from foster_core.core.model import ModelConfig
+from foster_core.runs.run_store import RunStore
+from foster_core.core.synthetic import SyntheticData
+from foster_core.core.training import TrainConfig
 
 from conftest import random_text_embeddings
 
@@ -80,7 +84,7 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
     # students that choose FOSTER's S are scored on it, so a label may not point at it beyond the expert's
     # own prediction (a hard-label mix once raised the holdout score this way, not the test score).
     import torch.nn.functional as F
-    from foster_core.distill import labelled_selection
+    from foster_core.methods.teacher import labelled_selection
 
     start = labelled_selection(context, 4, QUICK, "kcenter")
     expert = context.expert()
@@ -102,7 +106,7 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
 
 
 def test_auto_and_the_device_it_picks_share_one_cached_expert(cyclic_dataset, tmp_path):
-    from foster_core.runtime import resolve_device
+    from foster_core.core.runtime import resolve_device
 
     def key(device: str) -> str:
         return DistillContext(cyclic_dataset, random_text_embeddings(cyclic_dataset.num_items), TINY_MODEL,
@@ -174,7 +178,7 @@ def test_foster_alignment_update_moves_inputs_and_logs_alignment(context):
 
 
 def test_kcenter_never_picks_the_same_row_twice():
-    from foster_core.distill import kcenter_indices
+    from foster_core.methods.coresets import kcenter_indices
 
     # Three distinct points, each repeated: after the three, only duplicates remain.
     points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).repeat(3, 1)
@@ -210,7 +214,7 @@ def test_expert_is_chosen_on_the_holdout_not_on_validation(context, monkeypatch)
 
 
 def test_teacher_labels_random_sequences_and_foster_starts_from_its_own_selection(context):
-    from foster_core.distill import labelled_selection
+    from foster_core.methods.teacher import labelled_selection
 
     config = DistillConfig(**{**QUICK.__dict__, "init_selection": "kcenter"})
     teacher = distill(context, "teacher", 4, config)
@@ -222,8 +226,10 @@ def test_teacher_labels_random_sequences_and_foster_starts_from_its_own_selectio
 
 def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
     from conftest import cyclic_tables
-    from foster_core.data import DataConfig, build_dataset
-    from foster_core.distill import labelled_selection, packed_sequences
+    from foster_core.core.data import DataConfig
+    from foster_core.core.loaders import build_dataset
+    from foster_core.methods.teacher import labelled_selection
+    from foster_core.methods.coresets import packed_sequences
 
     interactions, items = cyclic_tables(n_users=30, length=5)  # 3 training items per user
     dataset = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
@@ -250,8 +256,9 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
 
 def test_auto_packing_packs_short_sequences_only(context, tmp_path):
     from conftest import cyclic_tables
-    from foster_core.data import DataConfig, build_dataset
-    from foster_core.distill import packs
+    from foster_core.core.data import DataConfig
+    from foster_core.core.loaders import build_dataset
+    from foster_core.methods.sparse import packs
 
     interactions, items = cyclic_tables(n_users=30, length=5)
     short = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))

@@ -2,9 +2,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from foster_core.data import DataConfig, load_dataset
-from foster_core.export import hard_interactions, top_items_table, write_exports
-from foster_core.synthetic import SyntheticData
+from foster_core.core.data import DataConfig
+
+from foster_core.core.loaders import load_dataset
+from foster_core.core.export import hard_interactions, top_items_table, write_exports
+from foster_core.core.synthetic import SyntheticData
 
 
 def test_exports_round_trip_through_the_generic_and_recbole_loaders(cyclic_dataset, tmp_path):

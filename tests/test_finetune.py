@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from foster_core.data import DataConfig, build_dataset, leave_one_out
-from foster_core.finetune import (FinetuneConfig, FinetunedItemEncoder, FinetuneTrainer, build_tiny_encoder,
+from foster_core.core.data import DataConfig, leave_one_out
+
+from foster_core.core.loaders import build_dataset
+from foster_core.core.finetune import (FinetuneConfig, FinetunedItemEncoder, FinetuneTrainer, build_tiny_encoder,
                                   time_finetune_steps, train_finetuned)
-from foster_core.model import ModelConfig
-from foster_core.text_encoder import EncoderConfig, TextEncoder
-from foster_core.training import TrainConfig
+from foster_core.core.model import ModelConfig
+from foster_core.core.text_encoder import EncoderConfig, TextEncoder
+from foster_core.core.training import TrainConfig
 
 from conftest import cyclic_tables
 
@@ -121,7 +123,7 @@ def test_bad_settings_are_refused(cyclic_words, tiny_encoder):
 
 
 def test_model_can_look_up_inputs_in_a_subset_table(cyclic_words):
-    from foster_core.model import TextSASRec
+    from foster_core.core.model import TextSASRec
 
     from conftest import random_text_embeddings
 

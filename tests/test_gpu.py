@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from foster_core.data import leave_one_out
-from foster_core.evaluation import evaluate_model
-from foster_core.finetune import FinetuneConfig, build_tiny_encoder, time_finetune_steps, train_finetuned
-from foster_core.model import ModelConfig
-from foster_core.runtime import resolve_device
-from foster_core.text_encoder import EncoderConfig, TextEncoder
-from foster_core.training import TrainConfig, train_on_sequences, train_on_soft
+from foster_core.core.data import leave_one_out
+from foster_core.core.evaluation import evaluate_model
+from foster_core.core.finetune import FinetuneConfig, build_tiny_encoder, time_finetune_steps, train_finetuned
+from foster_core.core.model import ModelConfig
+from foster_core.core.runtime import resolve_device
+from foster_core.core.text_encoder import EncoderConfig, TextEncoder
+from foster_core.core.training import TrainConfig, train_on_sequences, train_on_soft
 
 from conftest import random_text_embeddings
 
@@ -105,8 +105,10 @@ def test_finetuning_on_the_gpu_in_fp32_and_bf16(tmp_path, cyclic_dataset):
 @pytest.mark.gpu
 @needs_cuda
 def test_foster_and_bptt_run_on_the_gpu(cyclic_dataset, tmp_path):
-    from foster_core.benchmark import StudentConfig, run_method
-    from foster_core.distill import DistillConfig, DistillContext
+    from foster_core.runs.evaluator import StudentConfig
+    from foster_core.runs.runner import run_method
+    from foster_core.UNMAPPED_distill import DistillConfig
+    from foster_core.methods.expert import DistillContext
 
     context = DistillContext(cyclic_dataset, random_text_embeddings(cyclic_dataset.num_items), SMALL,
                              TrainConfig(epochs=3, device="cuda"), tmp_path)

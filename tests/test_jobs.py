@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from foster_core.jobs import Job, JobQueue, JobSpec, _QueueLock
+from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock
 
 
 def coreset_spec(folder, **changes) -> JobSpec:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from foster_core.evaluation import NonFiniteScoresError, evaluate_scorer, metrics_from_ranks, popularity_scorer, target_ranks
+from foster_core.core.evaluation import NonFiniteScoresError, evaluate_scorer, metrics_from_ranks, popularity_scorer, target_ranks
 
 
 def test_target_ranked_first_scores_one():

@@ -1,8 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from foster_core.data import PAD_ID
-from foster_core.model import ModelConfig, TextSASRec
+from foster_core.core.data import PAD_ID
+from foster_core.core.model import ModelConfig, TextSASRec
 
 from conftest import random_text_embeddings
 

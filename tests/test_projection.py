@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
-from foster_core.distill import DistillContext, distill
-from foster_core.model import ModelConfig
-from foster_core.projection import (MapConfig, coverage_summary, map_frame, nearest_real_sequences, popularity_profile,
+from foster_core.methods.expert import DistillContext
+
+from foster_core.methods.registry import distill
+from foster_core.core.model import ModelConfig
+from foster_core.analysis.projection import (MapConfig, coverage_summary, map_frame, nearest_real_sequences, popularity_profile,
                                     position_table, project_2d, synthetic_embeddings, real_embeddings)
-from foster_core.synthetic import SyntheticData
-from foster_core.training import TrainConfig
+from foster_core.core.synthetic import SyntheticData
+from foster_core.core.training import TrainConfig
 
 from conftest import random_text_embeddings
 

@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foster_core import data as data_module
-from foster_core.data import DataConfig, DataError, Dataset, load_dataset, max_file_bytes
-from foster_core.studio import parse_budgets, save_upload
+from foster_core.core.data import DataConfig, DataError, Dataset
+from foster_core.core.loaders import load_dataset, max_file_bytes
+from foster_core.runs.presets import parse_budgets
+from foster_core.core.sources import save_upload
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 EXAMPLES = int(os.environ.get("FOSTER_FUZZ_EXAMPLES", "150"))
@@ -305,7 +307,7 @@ def test_archives_are_not_accepted_and_the_message_says_so(tmp_path, name, conte
 
 
 def test_a_killed_upload_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    import foster_core.atomic as atomic
+    import foster_core.core.atomic as atomic
 
     def dying_replace(src, dst):
         raise KeyboardInterrupt("killed between writing and renaming")
@@ -317,7 +319,7 @@ def test_a_killed_upload_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_encoder_cache_entries_are_written_whole_and_bad_ones_are_recomputed(tmp_path, monkeypatch):
-    from foster_core.text_encoder import TextEncoder
+    from foster_core.core.text_encoder import TextEncoder
 
     encoder = TextEncoder(cache_dir=tmp_path)
     calls = []
@@ -329,7 +331,7 @@ def test_encoder_cache_entries_are_written_whole_and_bad_ones_are_recomputed(tmp
     monkeypatch.setattr(encoder, "_encode_uncached", fake_encode)
     texts = ["a", "b", "c"]
     path = encoder.cache_path(texts)
-    import foster_core.atomic as atomic
+    import foster_core.core.atomic as atomic
 
     real_replace = atomic.os.replace
     monkeypatch.setattr(atomic.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))

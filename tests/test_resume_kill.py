@@ -16,14 +16,16 @@ import torch
 from conftest import random_text_embeddings
 
 from foster_core import distill as distill_module
-from foster_core.benchmark import StudentConfig, run_method
-from foster_core.distill import DistillConfig, DistillContext
-from foster_core.jobs import JobQueue, JobSpec
-from foster_core.model import ModelConfig
-from foster_core.resume import resume_spec
-from foster_core.run_store import RunStore
-from foster_core.synthetic import SyntheticData
-from foster_core.training import TrainConfig
+from foster_core.runs.evaluator import StudentConfig
+from foster_core.runs.runner import run_method
+from foster_core.UNMAPPED_distill import DistillConfig
+from foster_core.methods.expert import DistillContext
+from foster_core.runs.jobs import JobQueue, JobSpec
+from foster_core.core.model import ModelConfig
+from foster_core.runs.resume import resume_spec
+from foster_core.runs.run_store import RunStore
+from foster_core.core.synthetic import SyntheticData
+from foster_core.core.training import TrainConfig
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "reliability"
 TINY_DISTILL = {"steps": 240, "log_every": 4, "checkpoint_every": 4, "select_every": 0, "subset_size": 0,

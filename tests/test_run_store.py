@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from foster_core.run_store import RunNotFound, RunStore
+from foster_core.runs.run_store import RunNotFound, RunStore
 
 
 def test_run_lifecycle_list_load_delete(tmp_path):

@@ -4,11 +4,11 @@ silently replaced; defaults stay what existing results were produced with."""
 import pytest
 import torch
 
-from foster_core.data import leave_one_out
-from foster_core.model import ModelConfig
-from foster_core.runtime import autocast, check_precision, resolve_device
-from foster_core.text_encoder import TextEncoder, load_hf_encoder
-from foster_core.training import TrainConfig, train_on_sequences
+from foster_core.core.data import leave_one_out
+from foster_core.core.model import ModelConfig
+from foster_core.core.runtime import autocast, check_precision, resolve_device
+from foster_core.core.text_encoder import TextEncoder, load_hf_encoder
+from foster_core.core.training import TrainConfig, train_on_sequences
 
 from conftest import random_text_embeddings
 
@@ -89,7 +89,7 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(cyclic_dataset):
 
 
 def test_half_precision_encoder_folder_is_used_in_fp32(tmp_path):
-    from foster_core.finetune import build_tiny_encoder
+    from foster_core.core.finetune import build_tiny_encoder
 
     folder = build_tiny_encoder(tmp_path / "tiny", ["red apple", "green pear"])
     from transformers import AutoModel

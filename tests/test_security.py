@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from foster_core.data import DataError
-from foster_core.jobs import JobQueue
-from foster_core.run_store import RunNotFound, RunStore
-from foster_core.studio import save_upload, upload_dir
+from foster_core.core.data import DataError
+from foster_core.runs.jobs import JobQueue
+from foster_core.runs.run_store import RunNotFound, RunStore
+from foster_core.core.sources import save_upload, upload_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.glob("foster_core/*.py"), ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("scripts/*.py")])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from foster_core.text_encoder import EncoderConfig, TextEncoder, bundled_model_path
+from foster_core.core.text_encoder import EncoderConfig, TextEncoder, bundled_model_path
 
 TEXTS = ["Toy Story (1995) | Animation, Comedy", "Heat (1995) | Action, Crime", "a grit sanding roll", "Toy Story"]
 

@@ -3,9 +3,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from foster_core.data import build_dataset, leave_one_out
-from foster_core.model import ModelConfig, TextSASRec
-from foster_core.training import TrainConfig, load_checkpoint, next_item_pairs, train_on_sequences, train_on_soft
+from foster_core.core.loaders import build_dataset
+
+from foster_core.core.data import leave_one_out
+from foster_core.core.model import ModelConfig, TextSASRec
+from foster_core.core.training import TrainConfig, load_checkpoint, next_item_pairs, train_on_sequences, train_on_soft
 
 from conftest import random_text_embeddings
 
