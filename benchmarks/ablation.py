@@ -24,16 +24,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from foster_core.core.atomic import atomic_write_json
-from foster_core.runs.evaluator import StudentConfig, evaluate_full, evaluate_synthetic
 from foster_core.core.data import DataConfig
 from foster_core.core.loaders import load_dataset
-from foster_core.UNMAPPED_distill import DistillConfig
-from foster_core.methods.registry import distill
-from foster_core.methods.teacher import labelled_selection
-from foster_core.methods.sparse import packs
-from foster_core.runs.experiment import build_context
 from foster_core.core.model import ModelConfig
 from foster_core.core.training import TrainConfig
+from foster_core.methods import CandidateSelected, DistillContext
+from foster_core.methods.foster import FosterConfig
+from foster_core.methods.registry import distill
+from foster_core.methods.sparse import packs
+from foster_core.methods.teacher import labelled_selection
+from foster_core.runs.evaluator import StudentConfig, evaluate_full, evaluate_synthetic
+from foster_core.runs.experiment import build_context
 
 VARIANTS = {
     "all": ("FOSTER (all components)", {}),
@@ -47,17 +48,17 @@ VARIANTS = {
 METRICS = ("ndcg@10", "recall@10")
 
 
-def run_variant(context, budget: int, base: DistillConfig, student: StudentConfig, variant: str) -> dict:
+def run_variant(context: DistillContext, budget: int, base: FosterConfig, student: StudentConfig, variant: str) -> dict:
     label, changes = VARIANTS[variant]
-    records: list[dict] = []
+    events: list = []
     started = time.perf_counter()
     if changes is None:
-        data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base))
+        data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base.init_packing))
     else:
-        data = distill(context, "foster", budget, replace(base, **changes), callback=records.append)
+        data = distill(context, "foster", budget, replace(base, **changes), on_event=events.append)
     seconds = time.perf_counter() - started
     results = evaluate_synthetic(context, data, student)
-    kept = [r["step"] for r in records if r.get("phase") == "selected"]  # the S the holdout selection kept
+    kept = [e.step for e in events if isinstance(e, CandidateSelected)]  # the S the holdout selection kept
     return {"variant": variant, "label": label, "distill_seconds": seconds, "kept_step": kept[0] if kept else None,
             **{k: results["test"][k] for k in results["test"]}, "coverage": results["coverage"]}
 
@@ -96,7 +97,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset, DataConfig())
     context = build_context(dataset, ModelConfig(), TrainConfig())
     student = StudentConfig(seeds=tuple(range(args.seeds)))
-    base = DistillConfig()
+    base = FosterConfig()
     report = {"dataset": dataset.name, "budget": args.budget, "config": asdict(base), "student": asdict(student),
               "full": evaluate_full(context, student)["test"], "rows": []}
     for variant in args.variants:

@@ -17,15 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from foster_core.core.runtime import PeakMemory
 from foster_core.core.data import DataConfig
 from foster_core.core.loaders import build_dataset
-from foster_core.UNMAPPED_distill import DistillConfig
+from foster_core.core.model import ModelConfig
+from foster_core.core.runtime import PeakMemory, resolve_device
+from foster_core.core.training import TrainConfig
+from foster_core.methods import StepEvent, get_method
 from foster_core.methods.expert import DistillContext
 from foster_core.methods.registry import distill
-from foster_core.core.model import ModelConfig
-from foster_core.core.runtime import resolve_device
-from foster_core.core.training import TrainConfig
 
 
 def synthetic_workload(num_items: int, users: int = 2000, length: int = 20, seed: int = 0):
@@ -42,17 +41,17 @@ def synthetic_workload(num_items: int, users: int = 2000, length: int = 20, seed
     return dataset, text
 
 
-def time_steps(context: DistillContext, method: str, config: DistillConfig, device: str) -> tuple[float, float, int]:
+def time_steps(context: DistillContext, method: str, config: object, device: str) -> tuple[float, float, int]:
     seconds: list[float] = []
     subset: list[int] = []
 
-    def record(r: dict) -> None:
-        if "seconds" in r:
-            seconds.append(r["seconds"])
-            subset.append(r.get("subset", 0))
+    def record(event: object) -> None:
+        if isinstance(event, StepEvent):
+            seconds.append(event.seconds)
+            subset.append(event.subset)
 
     with PeakMemory(resolve_device(device)) as memory:
-        distill(context, method, 20, config, callback=record)
+        distill(context, method, 20, config, on_event=record)
     # Per-step time from the second half of the run (the first steps include warm-up).
     half = len(seconds) // 2
     per_step = (seconds[-1] - seconds[half - 1]) / (len(seconds) - half) if half else seconds[-1]
@@ -75,9 +74,10 @@ def main() -> None:
         context = DistillContext(dataset, text, ModelConfig(max_len=20), TrainConfig(epochs=2, device=args.device))
         context.expert()
         base = dict(steps=args.steps, log_every=1, checkpoint_every=0, device=args.device, reset_every=5)
-        runs = [("foster, N=512", "foster", DistillConfig(**base, subset_size=512)),
-                ("foster, full catalogue", "foster", DistillConfig(**base, subset_size=0)),
-                ("bptt, K=5, N=512", "bptt", DistillConfig(**base, subset_size=512, unroll_steps=5))]
+        foster, bptt = get_method("foster"), get_method("bptt")
+        runs = [("foster, N=512", "foster", foster.config(base, subset_size=512)),
+                ("foster, full catalogue", "foster", foster.config(base, subset_size=0)),
+                ("bptt, K=5, N=512", "bptt", bptt.config(base, subset_size=512, unroll_steps=5))]
         time_steps(context, *runs[0][1:], args.device)  # warm-up: the allocator's first growth is not a step's cost
         for label, method, config in runs:
             per_step, peak, scored = time_steps(context, method, config, args.device)

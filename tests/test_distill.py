@@ -3,23 +3,35 @@
 import pytest
 import torch
 
-from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
+import torch.nn.functional as F
 
-from foster_core.runs.runner import run_method
-from foster_core.UNMAPPED_distill import METHODS, DistillConfig
-from foster_core.methods.expert import DistillContext
-from foster_core.methods.registry import distill
+from foster_core.core.data import DataConfig
+from foster_core.core.loaders import build_dataset
 from foster_core.core.model import ModelConfig
-from foster_core.runs.run_store import RunStore
+from foster_core.core.runtime import resolve_device
 from foster_core.core.synthetic import SyntheticData
 from foster_core.core.training import TrainConfig
+from foster_core.methods import StepEvent, get_method, method_names
+from foster_core.methods import expert as expert_module
+from foster_core.methods.coresets import kcenter_indices, packed_sequences
+from foster_core.methods.expert import DistillContext
+from foster_core.methods.registry import distill
+from foster_core.methods.sparse import packs
+from foster_core.methods.teacher import labelled_selection
+from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
+from foster_core.runs.run_store import RunStore
+from foster_core.runs.runner import run_method
 
-from conftest import random_text_embeddings
+from conftest import cyclic_tables, random_text_embeddings
 
 TINY_MODEL = ModelConfig(hidden=16, blocks=1, heads=1, dropout=0.0, max_len=10)
-QUICK = DistillConfig(steps=6, subset_size=8, input_support=3, label_support=5, reset_every=3,
-                      real_batch_size=8, log_every=2, checkpoint_every=3, unroll_steps=2, reg_items=16,
-                      select_every=4, select_epochs=4)
+# Shared values: each method takes the fields its config has (as a job's or the CLI's settings do).
+QUICK = dict(steps=6, subset_size=8, input_support=3, label_support=5, reset_every=3, real_batch_size=8, log_every=2,
+             checkpoint_every=3, unroll_steps=2, reg_items=16, select_every=4, select_epochs=4)
+
+
+def config(method: str, **changes):
+    return get_method(method).config({**QUICK, **changes})
 
 
 @pytest.fixture
@@ -28,23 +40,23 @@ def context(cyclic_dataset, tmp_path):
                           TrainConfig(epochs=8, lr=1e-2, batch_size=8), cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", method_names())
 def test_every_method_returns_budget_sequences_of_valid_distributions(context, method):
-    records = []
-    synthetic = distill(context, method, 4, QUICK, callback=records.append)
+    events = []
+    synthetic = distill(context, method, 4, config(method), on_event=events.append)
     assert synthetic.num_sequences == 4
     for probs in (synthetic.input_probs, synthetic.label_probs):
         real = probs[synthetic.mask]
         assert torch.all(real >= 0)
         torch.testing.assert_close(real.sum(-1), torch.ones(real.shape[0]))
     assert synthetic.input_items.max() < context.num_items and synthetic.label_items.max() < context.num_items
-    if method in ("foster", "bptt"):
-        assert [r["step"] for r in records if "loss_real" in r] == [2, 4, 6]
+    steps = [e.step for e in events if isinstance(e, StepEvent)]
+    assert steps == ([2, 4, 6] if get_method(method).loss_curves else [])
 
 
 def test_coresets_use_training_items_only(context):
     for method in ("random", "longest", "kcenter", "herding"):
-        synthetic = distill(context, method, 5, QUICK)
+        synthetic = distill(context, method, 5, config(method))
         train_sets = [set(s.tolist()) for s in context.train]
         # Each synthetic row is one real training sequence: its items all come from one user's training part.
         for row in range(5):
@@ -54,15 +66,15 @@ def test_coresets_use_training_items_only(context):
 
 
 def test_kcenter_and_herding_are_deterministic(context):
-    a = distill(context, "kcenter", 6, QUICK)
-    b = distill(context, "kcenter", 6, QUICK)
+    a = distill(context, "kcenter", 6)
+    b = distill(context, "kcenter", 6)
     assert torch.equal(a.input_items, b.input_items)
-    assert torch.equal(distill(context, "herding", 6, QUICK).input_items, distill(context, "herding", 6, QUICK).input_items)
-    assert not torch.equal(a.input_items, distill(context, "random", 6, QUICK).input_items)
+    assert torch.equal(distill(context, "herding", 6).input_items, distill(context, "herding", 6).input_items)
+    assert not torch.equal(a.input_items, distill(context, "random", 6).input_items)
 
 
 def test_teacher_labels_are_the_expert_predictions(context):
-    synthetic = distill(context, "teacher", 3, QUICK)
+    synthetic = distill(context, "teacher", 3, config("teacher"))
     expert = context.expert()
     hidden = expert(torch.where(synthetic.mask, synthetic.input_items[..., 0], -1))
     best = expert.score(hidden).argmax(-1)
@@ -70,11 +82,10 @@ def test_teacher_labels_are_the_expert_predictions(context):
 
 
 def test_foster_changes_the_synthetic_data(context):
-    init = distill(context, "teacher", 4, QUICK)
-    out = distill(context, "foster", 4, DistillConfig(**{**QUICK.__dict__, "steps": 20, "synthetic_lr": 0.2,
-                                                         "select_every": 0}))
+    init = distill(context, "teacher", 4, config("teacher"))
+    out = distill(context, "foster", 4, config("foster", steps=20, synthetic_lr=0.2, select_every=0))
     # Inputs start at softmax(c, 0, 0) (plus 1% noise in the logits) and labels at the expert's.
-    start_mass = torch.softmax(torch.tensor([QUICK.init_scale, 0.0, 0.0]), 0)[0]
+    start_mass = torch.softmax(torch.tensor([config("foster").init_scale, 0.0, 0.0]), 0)[0]
     assert (out.input_probs[..., 0][out.mask] - start_mass).abs().max() > 0.05
     assert not torch.allclose(out.label_probs, init.label_probs, atol=1e-3)
 
@@ -83,10 +94,7 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
     # A synthetic row is a whole training sequence, whose last item is the holdout's target; the quick
     # students that choose FOSTER's S are scored on it, so a label may not point at it beyond the expert's
     # own prediction (a hard-label mix once raised the holdout score this way, not the test score).
-    import torch.nn.functional as F
-    from foster_core.methods.teacher import labelled_selection
-
-    start = labelled_selection(context, 4, QUICK, "kcenter")
+    start = labelled_selection(context, 4, config("foster"), "kcenter")
     expert = context.expert()
     with torch.no_grad():
         probs = F.softmax(expert.score(expert(torch.where(start.mask, start.input_items[..., 0], -1))), -1)
@@ -98,7 +106,7 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
         target = last_input.get(tuple(inputs.tolist()))
         if target is None:
             continue
-        top = probs[row, -1].topk(QUICK.label_support)
+        top = probs[row, -1].topk(QUICK["label_support"])
         expert_mass = float(top.values[top.indices == target].sum() / top.values.sum())
         assert float(labels[row, -1, target]) == pytest.approx(expert_mass, abs=1e-6)
         checked += 1
@@ -106,8 +114,6 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
 
 
 def test_auto_and_the_device_it_picks_share_one_cached_expert(cyclic_dataset, tmp_path):
-    from foster_core.core.runtime import resolve_device
-
     def key(device: str) -> str:
         return DistillContext(cyclic_dataset, random_text_embeddings(cyclic_dataset.num_items), TINY_MODEL,
                               TrainConfig(epochs=8, device=device), cache_dir=tmp_path).expert_key()
@@ -121,17 +127,18 @@ def test_auto_and_the_device_it_picks_share_one_cached_expert(cyclic_dataset, tm
 
 def test_budget_beyond_the_data_is_a_clear_error(context):
     with pytest.raises(ValueError, match="more than the"):
-        distill(context, "random", 10_000, QUICK)
+        distill(context, "random", 10_000)
     with pytest.raises(ValueError, match="unknown method"):
-        distill(context, "magic", 2, QUICK)
+        distill(context, "magic", 2)
 
 
 def test_run_method_records_history_checkpoints_and_results(context, tmp_path):
     store = RunStore(tmp_path / "runs")
-    outcome = run_method(context, "foster", 3, QUICK, StudentConfig(seeds=(0, 1), epochs=4, eval_every=2), store)
+    outcome = run_method(context, "foster", 3, config("foster"), StudentConfig(seeds=(0, 1), epochs=4, eval_every=2),
+                         store)
     run = store.get(outcome.run.id)
     assert run.status["status"] == "finished"
-    assert [r["step"] for r in run.history if "phase" not in r] == [2, 4, 6]
+    assert [e.step for e in run.step_events] == [2, 4, 6] == [e.step for e in outcome.history if isinstance(e, StepEvent)]
     # S is chosen among steps 0, 4 and 6 (select_every=4, plus the last) on the training split's holdout.
     selection = [r for r in run.history if r.get("phase") == "select"]
     assert [r["step"] for r in selection] == [0, 4, 6]
@@ -150,36 +157,23 @@ def test_stop_request_ends_a_run_as_stopped(context, tmp_path):
     store = RunStore(tmp_path / "runs")
     seen = []
 
-    def stop_after_first(record):
-        seen.append(record)
+    def stop_after_first(event):
+        seen.append(event)
         store.list()[0].request_stop()
 
-    outcome = run_method(context, "foster", 3, DistillConfig(**{**QUICK.__dict__, "steps": 50}), store=store,
-                         on_record=stop_after_first)
+    outcome = run_method(context, "foster", 3, config("foster", steps=50), store=store, on_event=stop_after_first)
     assert outcome.run.status["status"] == "stopped"
     assert len(seen) == 1 and outcome.run.synthetic_path.is_file()
 
 
 def test_evaluator_treats_real_sequences_as_one_hot_data(context):
-    synthetic = distill(context, "random", 6, QUICK)
+    synthetic = distill(context, "random", 6)
     result = evaluate_synthetic(context, synthetic, StudentConfig(seeds=(0,), epochs=3, eval_every=1))
     assert result["test"]["ndcg@10"]["std"] == 0.0
     assert 0.0 <= result["test"]["ndcg@10"]["mean"] <= 1.0
 
 
-def test_foster_alignment_update_moves_inputs_and_logs_alignment(context):
-    records = []
-    config = DistillConfig(**{**QUICK.__dict__, "s_update": "alignment", "synthetic_lr": 0.2, "reg_weight": 0.0,
-                              "select_every": 0})
-    out = distill(context, "foster", 4, config, callback=records.append)
-    assert all("alignment" in r for r in records if "loss_real" in r)
-    start = distill(context, "teacher", 4, QUICK)
-    assert not torch.allclose(out.label_probs, start.label_probs)
-
-
 def test_kcenter_never_picks_the_same_row_twice():
-    from foster_core.methods.coresets import kcenter_indices
-
     # Three distinct points, each repeated: after the three, only duplicates remain.
     points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).repeat(3, 1)
     picks = kcenter_indices(points, 6, seed=0)
@@ -187,9 +181,13 @@ def test_kcenter_never_picks_the_same_row_twice():
     assert {tuple(points[i].tolist()) for i in picks[:3]} == {(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)}
 
 
-def test_config_rejects_unknown_update_rule():
-    with pytest.raises(ValueError, match="s_update must be"):
-        DistillConfig(s_update="magic")
+def test_configs_reject_unknown_choices():
+    with pytest.raises(ValueError, match="init_packing must be"):
+        get_method("foster").config(init_packing="yes")
+    with pytest.raises(ValueError, match="selection must be"):
+        get_method("teacher").config(selection="magic")
+    with pytest.raises(ValueError, match="init_selection must be"):
+        get_method("bptt").config(init_selection="magic")
 
 
 def test_holdout_split_never_holds_validation_or_test_items(context):
@@ -199,43 +197,33 @@ def test_holdout_split_never_holds_validation_or_test_items(context):
 
 
 def test_expert_is_chosen_on_the_holdout_not_on_validation(context, monkeypatch):
-    import foster_core.distill as distill_module
-
     seen = {}
 
     def spy(text, train, split, *args, **kwargs):
         seen["train"], seen["split"] = train, split
         return real(text, train, split, *args, **kwargs)
 
-    real = distill_module.train_on_sequences
-    monkeypatch.setattr(distill_module, "train_on_sequences", spy)
+    real = expert_module.train_on_sequences
+    monkeypatch.setattr(expert_module, "train_on_sequences", spy)
     context.expert()
     assert seen["split"] is context.holdout and seen["train"] is context.holdout.train
 
 
 def test_teacher_labels_random_sequences_and_foster_starts_from_its_own_selection(context):
-    from foster_core.methods.teacher import labelled_selection
-
-    config = DistillConfig(**{**QUICK.__dict__, "init_selection": "kcenter"})
-    teacher = distill(context, "teacher", 4, config)
-    assert torch.equal(teacher.input_items, distill(context, "random", 4, config).input_items)
-    start = labelled_selection(context, 4, config, config.init_selection)
-    assert torch.equal(start.input_items, distill(context, "kcenter", 4, config).input_items)
-    assert start.label_items.shape[-1] == config.label_support
+    foster = config("foster", init_selection="kcenter")
+    teacher = distill(context, "teacher", 4, config("teacher"))
+    assert torch.equal(teacher.input_items, distill(context, "random", 4).input_items)
+    start = labelled_selection(context, 4, foster, foster.init_selection)
+    assert torch.equal(start.input_items, distill(context, "kcenter", 4).input_items)
+    assert start.label_items.shape[-1] == foster.label_support
 
 
 def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
-    from conftest import cyclic_tables
-    from foster_core.core.data import DataConfig
-    from foster_core.core.loaders import build_dataset
-    from foster_core.methods.teacher import labelled_selection
-    from foster_core.methods.coresets import packed_sequences
-
     interactions, items = cyclic_tables(n_users=30, length=5)  # 3 training items per user
     dataset = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
     context = DistillContext(dataset, random_text_embeddings(dataset.num_items), TINY_MODEL,
                              TrainConfig(epochs=2, batch_size=8), cache_dir=tmp_path)
-    packed = packed_sequences(context, 4, QUICK, "random")
+    packed = packed_sequences(context, 4, "random", seed=0)
     assert len(packed) == 4
     assert all(len(seq) == 9 for seq in packed)  # three 3-item sequences fit in max_len = 10, a fourth does not
     pieces = [tuple(seq[i : i + 3]) for seq in packed for i in (0, 3, 6)]
@@ -245,30 +233,24 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
     assert all(pieces.count(p) <= train.count(p) for p in pieces)
 
     # 30 sequences of 3 items cannot fill 25 rows of 10: every row still gets at least one whole sequence.
-    sparse = packed_sequences(context, 25, QUICK, "kcenter")
+    sparse = packed_sequences(context, 25, "kcenter", seed=0)
     assert len(sparse) == 25 and all(len(seq) in (3, 6, 9) for seq in sparse)
     assert sum(len(seq) for seq in sparse) == 30 * 3
 
-    plain = labelled_selection(context, 4, QUICK, "random")
-    start = labelled_selection(context, 4, QUICK, "random", packed=True)
+    plain = labelled_selection(context, 4, config("foster"), "random")
+    start = labelled_selection(context, 4, config("foster"), "random", packed=True)
     assert int(start.mask.sum()) == 4 * 8 and int(plain.mask.sum()) == 4 * 2
 
 
 def test_auto_packing_packs_short_sequences_only(context, tmp_path):
-    from conftest import cyclic_tables
-    from foster_core.core.data import DataConfig
-    from foster_core.core.loaders import build_dataset
-    from foster_core.methods.sparse import packs
-
     interactions, items = cyclic_tables(n_users=30, length=5)
     short = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
     short_context = DistillContext(short, random_text_embeddings(short.num_items), TINY_MODEL, cache_dir=tmp_path)
-    auto = DistillConfig()
+    auto = get_method("foster").config().init_packing
+    assert auto == "auto"
     assert packs(short_context, auto)  # 3 training items of max_len 10
     assert not packs(context, auto)  # 6 of 10
-    assert packs(context, DistillConfig(init_packing="on")) and not packs(short_context, DistillConfig(init_packing="off"))
-    with pytest.raises(ValueError, match="init_packing"):
-        DistillConfig(init_packing="yes")
+    assert packs(context, "on") and not packs(short_context, "off")
 
 
 def test_ablation_script_scores_variants_with_the_bench_students(context):
@@ -279,7 +261,7 @@ def test_ablation_script_scores_variants_with_the_bench_students(context):
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
     student = StudentConfig(seeds=(0,), epochs=3, patience=3, eval_every=1)
-    base = DistillConfig(**{**QUICK.__dict__, "device": "cpu"})
+    base = config("foster", device="cpu")
     rows = [ablation.run_variant(context, 4, base, student, v) for v in ("start", "reg")]
     assert [r["variant"] for r in rows] == ["start", "reg"]
     # The start has no selection; FOSTER's selection keeps one of its candidate steps (0, 4, 6 in QUICK).

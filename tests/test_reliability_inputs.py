@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foster_core import data as data_module
+from foster_core.core import loaders as data_module
 from foster_core.core.data import DataConfig, DataError, Dataset
 from foster_core.core.loaders import load_dataset, max_file_bytes
 from foster_core.runs.presets import parse_budgets

@@ -35,7 +35,7 @@ def test_torn_history_line_is_skipped(tmp_path):
 
 
 def test_running_run_whose_process_died_reads_as_interrupted(tmp_path):
-    code = ("import sys; from foster_core.run_store import RunStore; "
+    code = ("import sys; from foster_core.runs.run_store import RunStore; "
             f"r = RunStore({str(tmp_path)!r}).create('foster', {{}}); print(r.id)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     run = RunStore(tmp_path).get(proc.stdout.strip())

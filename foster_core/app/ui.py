@@ -1,6 +1,7 @@
-"""Streamlit plumbing shared by the app's pages: cached loaders, the chosen dataset, the sidebar.
+"""Streamlit plumbing shared by the app's pages: page setup, cached loaders, the chosen dataset, the sidebar.
 
-Only caching and layout live here; everything computed comes from the other foster_core modules."""
+Only caching and layout live here; everything computed comes from the other foster_core modules. app.py
+calls `setup_page` and `sidebar` once per script run, before the chosen page runs."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ DATASET_KEY = "dataset_spec"
 
 
 def setup_page(title: str) -> None:
-    st.set_page_config(page_title=f"{title} · FOSTER Studio", layout="wide")
+    """The browser tab's title and the wide layout, for the page about to run."""
+    st.set_page_config(page_title="FOSTER Studio" if title == "Home" else f"{title} · FOSTER Studio", layout="wide")
 
 
 def current_dataset_spec() -> str:
@@ -33,6 +35,14 @@ def current_dataset_spec() -> str:
     if DATASET_KEY not in st.session_state:
         st.session_state[DATASET_KEY] = default_dataset()
     return st.session_state[DATASET_KEY]
+
+
+def choose_dataset(spec: str) -> None:
+    """Make `spec` the session's dataset. The sidebar was drawn before the page ran, so a change reruns the
+    script once to show it there (uploads are saved by content, so the rerun chooses the same folder)."""
+    if current_dataset_spec() != spec:
+        st.session_state[DATASET_KEY] = spec
+        st.rerun()
 
 
 @st.cache_resource(show_spinner="Loading the dataset...")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -328,24 +327,3 @@ def time_finetune_steps(
         del trainer, encoder
     out["slowdown"] = out["finetuned_s_per_step"] / max(out["frozen_s_per_step"], 1e-12)
     return out
-
-
-def build_tiny_encoder(folder: str | Path, texts: Sequence[str], hidden: int = 32, layers: int = 2,
-                       seed: int = 0) -> Path:
-    """A tiny random BERT and a word-level tokenizer for `texts`, saved as a local Hugging Face folder.
-
-    For tests and smoke runs: exercises every code path of a real encoder with no download and in
-    milliseconds; its embeddings mean nothing.
-    """
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    words = sorted({w for text in texts for w in text.lower().replace("|", " ").split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    BertTokenizer(vocab={word: index for index, word in enumerate(vocab)}, do_lower_case=True).save_pretrained(folder)
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=2 * hidden, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
-    return folder

@@ -22,7 +22,7 @@ from ..core.training import item_subset, load_checkpoint, next_item_pairs
 from .events import Checkpoint, EventCallback, StepEvent, StopCheck
 from .expert import DistillContext
 from .registry import MethodSpec, register
-from .sparse import SoftStartConfig, SparseSynthetic, real_loss, resume_state, soft_start, start_logits, synthetic_loss
+from .sparse import SoftStartConfig, real_loss, starting_point, synthetic_loss
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,8 @@ def distill_bptt(context: DistillContext, budget: int, config: BpttConfig, on_ev
     """Unrolled bi-level updates of S. `resume` continues after a checkpoint's step (the optimiser starts afresh)."""
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
-    first_step = 1
-    if resume is None:
-        start = soft_start(context, budget, config)
-        input_logits, label_logits = start_logits(start, config.init_scale)
-    else:
-        first_step, start, input_logits, label_logits = resume_state(context, budget, resume)
-    syn = SparseSynthetic(start, input_logits, label_logits).to(device)
+    first_step, syn = starting_point(context, budget, config, resume)
+    syn = syn.to(device)
     syn_params = list(syn.parameters())
     opt_syn = torch.optim.Adam(syn_params, lr=config.synthetic_lr)
     trajectory = context.trajectory()

@@ -27,7 +27,7 @@ from ..core.training import TrainConfig, item_subset, load_checkpoint, next_item
 from .events import CandidateScored, CandidateSelected, Checkpoint, EventCallback, StepEvent, StopCheck
 from .expert import DistillContext
 from .registry import MethodSpec, register
-from .sparse import SoftStartConfig, SparseSynthetic, real_loss, resume_state, soft_start, start_logits, synthetic_loss
+from .sparse import SoftStartConfig, SparseSynthetic, real_loss, starting_point, synthetic_loss
 
 # A little noise on the start's input logits breaks ties between a position's equal-logit neighbours.
 INIT_NOISE = 0.01
@@ -109,14 +109,8 @@ def distill_foster(context: DistillContext, budget: int, config: FosterConfig, o
     """
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
-    first_step = 1
-    if resume is None:
-        start = soft_start(context, budget, config)
-        input_logits, label_logits = start_logits(start, config.init_scale)
-        input_logits += INIT_NOISE * torch.randn(input_logits.shape, generator=generator)
-    else:
-        first_step, start, input_logits, label_logits = resume_state(context, budget, resume)
-    syn = SparseSynthetic(start, input_logits, label_logits).to(device)
+    first_step, syn = starting_point(context, budget, config, resume, INIT_NOISE, generator)
+    syn = syn.to(device)
     syn_params = list(syn.parameters())
 
     trajectory = context.trajectory()

@@ -116,6 +116,19 @@ def resume_state(context: DistillContext, budget: int,
     return resume.step + 1, data, logits[0], logits[1]
 
 
+def starting_point(context: DistillContext, budget: int, config: SoftStartConfig, resume: Checkpoint | None,
+                   noise: float = 0.0, generator: torch.Generator | None = None) -> tuple[int, SparseSynthetic]:
+    """(first step, learnable S): the soft start (with `noise` on its input logits), or a checkpoint's S."""
+    if resume is not None:
+        first_step, start, input_logits, label_logits = resume_state(context, budget, resume)
+        return first_step, SparseSynthetic(start, input_logits, label_logits)
+    start = soft_start(context, budget, config)
+    input_logits, label_logits = start_logits(start, config.init_scale)
+    if noise:
+        input_logits += noise * torch.randn(input_logits.shape, generator=generator)
+    return 1, SparseSynthetic(start, input_logits, label_logits)
+
+
 def synthetic_loss(net: TextSASRec, syn: SparseSynthetic, subset: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """[L_syn] Soft inputs as expected embeddings, cross-entropy against soft labels, softmax over V_s.
 

@@ -92,14 +92,9 @@ def train_full_data(
     }
 
 
-def build_context(
-    dataset: Dataset,
-    model_cfg: ModelConfig | None = None,
-    expert_cfg: TrainConfig | None = None,
-    encoder_cfg: EncoderConfig | None = None,
-    cache_dir: str | Path | None = None,
-    encode_progress: ProgressCallback | None = None,
-) -> DistillContext:
+def build_context(dataset: Dataset, model_cfg: ModelConfig | None = None, expert_cfg: TrainConfig | None = None,
+                  encoder_cfg: EncoderConfig | None = None, cache_dir: str | Path | None = None,
+                  encode_progress: ProgressCallback | None = None) -> DistillContext:
     """Everything a distiller needs: split, text embeddings, and (lazily, cached) the expert."""
     expert_cfg = expert_cfg or TrainConfig()
     text_embeddings = encode_items(dataset, encoder_cfg, expert_cfg.device, cache_dir, encode_progress)

@@ -1,7 +1,7 @@
 """Background jobs for the app: distillation runs and budget sweeps in a worker process, one at a time.
 
 A job is a list of (method, budget) runs on one dataset, plus (optionally) the full-data reference. The app
-submits it and returns at once; a worker process (`python -m foster_core.jobs <job folder>`) does the work
+submits it and returns at once; a worker process (`python -m foster_core.runs.jobs <job folder>`) does the work
 and writes everything through the run store, so any page, a refreshed browser or a second browser tab
 reattaches by reading files:
 
@@ -179,11 +179,11 @@ class JobQueue:
         threads = spec.threads or default_threads()
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                FOSTER_RUNS_ENV: str(self.root.resolve())}
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         with open(job.path / "worker.log", "ab") as log:
             # A new session: the worker outlives the script run (and a browser refresh) that started it.
-            process = subprocess.Popen([sys.executable, "-m", "foster_core.jobs", str(job.path.resolve())],
+            process = subprocess.Popen([sys.executable, "-m", "foster_core.runs.jobs", str(job.path.resolve())],
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                        start_new_session=True)
         # Its own file: the worker may already be writing state.json, and this must not overwrite that.

@@ -1,0 +1,106 @@
+"""What the Distill page's form needs from the method registry, the presets and the run store, as plain
+functions (no Streamlit here, so they are testable without the app).
+
+Everything per method comes from the registry (`foster_core.methods`): the method list, its help, whether
+it draws loss curves and whether its runs can be resumed. Nothing here names a method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..core.training import TrainConfig
+from ..methods.coresets import SELECTIONS
+from ..methods.registry import MethodSpec, all_methods, get_method, method_names
+from ..methods.sparse import PACKING
+from ..runs.evaluator import StudentConfig
+from ..runs.jobs import JobSpec, job_configs, job_spec
+from ..runs.presets import Preset
+from ..runs.run_store import Run, RunNotFound, RunStore
+
+DEVICES = ("auto", "cpu", "cuda")
+# Config fields whose values come from a fixed list: drawn as select boxes, not free text.
+FIELD_CHOICES: dict[str, list[str]] = {
+    "init_selection": list(SELECTIONS), "selection": list(SELECTIONS), "init_packing": list(PACKING),
+    "device": list(DEVICES),
+}
+
+
+def method_spec(name: Any) -> MethodSpec | None:
+    """The registered method of a run's recorded name; None for the full-data reference or an unknown name."""
+    return get_method(name) if name in method_names() else None
+
+
+def methods_help() -> str:
+    """Every method's one-line help, as markdown (the method select box's tooltip)."""
+    return "\n\n".join(f"**{spec.name}**: {spec.help}" for spec in all_methods())
+
+
+def has_loss_curves(method: Any) -> bool:
+    spec = method_spec(method)
+    return bool(spec and spec.loss_curves)
+
+
+def main_method_config(method: str, preset: Preset) -> Any:
+    """The chosen main method's config with the preset's values: what the advanced settings start from."""
+    return get_method(method).config(preset.distill)
+
+
+def shared_distill_values(preset: Preset, edited: dict) -> dict:
+    """The job's shared method values: the preset's, then the main method's edited fields over them (so a
+    baseline whose fields the main method lacks still gets the preset's values)."""
+    return {**preset.distill, **edited}
+
+
+def student_config(preset: Preset, seeds: int, epochs: int, patience: int) -> StudentConfig:
+    return replace(preset.student_config(), seeds=tuple(range(int(seeds))), epochs=int(epochs), patience=int(patience))
+
+
+def expert_config(preset: Preset, epochs: int) -> TrainConfig:
+    return replace(preset.expert_config(), epochs=int(epochs))
+
+
+def checked_job_spec(dataset: str, methods: list[str], budgets: list[int], distill: dict, student: StudentConfig,
+                     expert: TrainConfig, preset: str, threads: int, reference: bool) -> JobSpec:
+    """The job the Start button submits; ValueError (with the config's own message) when a method's config
+    refuses the values, so the page can say so before anything starts."""
+    spec = job_spec(dataset, methods, budgets, distill, student, expert, preset, threads, reference)
+    job_configs(spec)  # builds every method's config from the shared values: their checks run here
+    return spec
+
+
+def last_run_with_curves(store: RunStore, run_ids: list[str]) -> str | None:
+    """A job's most informative run: the last one with loss curves, else the last one."""
+    for run_id in reversed(run_ids):
+        try:
+            if store.get(run_id).step_events:
+                return run_id
+        except RunNotFound:
+            continue
+    return run_ids[-1] if run_ids else None
+
+
+def resumable_runs(store: RunStore) -> list[Run]:
+    """Runs of resumable methods that ended without finishing (killed, failed or stopped)."""
+    runs = []
+    for run in store.list():
+        spec = method_spec(run.config.get("method"))
+        if spec and spec.resumable and run.resumable():
+            runs.append(run)
+    return runs
+
+
+def resumable_method_names() -> list[str]:
+    return [spec.name for spec in all_methods() if spec.resumable]
+
+
+def resume_point(run: Run) -> str:
+    checkpoint = run.latest_checkpoint()
+    return f"from step {Run.checkpoint_step(checkpoint)}" if checkpoint else "from the start (no checkpoint yet)"
+
+
+def run_label(run: Run, status: bool = False) -> str:
+    """How a run is named in the select boxes: method, budget, dataset (and status), id."""
+    middle = f" · {run.status.get('status')}" if status else ""
+    return f"{run.config.get('method')} n={run.config.get('budget')} · {run.config.get('dataset')}{middle} · {run.id}"
