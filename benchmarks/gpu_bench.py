@@ -1,35 +1,38 @@
-"""One-shot GPU benchmark of foster_core: run once on a CUDA machine (via benchmarks/gpu_check.sh), or with
---smoke on any CPU in under a minute (the same code paths on generated data and a tiny random encoder).
+"""One-shot GPU benchmark of foster_core, with a CPU smoke run (--smoke) of the same code paths.
 
-Sections, each with its own time cap and all under one deadline (a section that would not fit is skipped
-and says so; a section that fails records its error and the others still run):
+Run it once on a CUDA machine (via benchmarks/gpu_check.sh), or with --smoke on any CPU in a few minutes
+(generated data and a tiny random encoder).
+
+Sections, each with its own caps and, on a real run, all under one deadline (a section that would not fit
+is skipped and says so; a section that fails records its error and the others still run). A smoke run has
+no deadline and no time caps, so it runs every section whatever the machine's load:
 
 - parity: the same tiny training run on the CPU and on the GPU; metrics within a stated tolerance;
 - data: load amazon_games, encode item texts (frozen MiniLM), build the distillation context;
 - full: full-data training time and test NDCG@10 (epochs and seconds capped);
-- expert + foster: FOSTER at n = 20 and 50 through benchmark.run_method: distill time, peak memory, test
+- expert + foster: FOSTER at n = 20 and 50 through runs.runner.run_method: distill time, peak memory, test
   NDCG@10, ratio to full, student training time vs full-data training time;
 - steps: one first-order FOSTER step vs one unrolled bi-level (bptt) step, same n, same model: seconds per
   step and peak memory (benchmarks/step_cost.time_steps);
 - catalogue: a FOSTER step with a generated catalogue of 1M and 10M items at a fixed subset size;
 - finetune: frozen vs fine-tuned encoder: seconds per step (fp32, and bf16 on CUDA) and test NDCG@10 of
-  a short run of each (foster_core.finetune).
+  a short run of each (foster_core.core.finetune).
 
 Writes gpu_bench.json and gpu_bench.md into --out after every section (a run cut short keeps what it
-measured) and prints the markdown table last.
+measured) and prints the markdown table last. Run from the repository root:
 
-    python benchmarks/gpu_bench.py --data DATA/amazon_games --encoder DATA/all-MiniLM-L6-v2 --out OUT
-    python benchmarks/gpu_bench.py --smoke --out /tmp/gpu_smoke
-    python benchmarks/gpu_bench.py --prepare .gpu      # copy data + an fp16 MiniLM into a folder to carry
+    python -m benchmarks.gpu_bench --data DATA/amazon_games --encoder DATA/all-MiniLM-L6-v2 --out OUT
+    python -m benchmarks.gpu_bench --smoke --out /tmp/gpu_smoke
+    python -m benchmarks.gpu_bench --prepare .gpu      # copy data + an fp16 MiniLM into a folder to carry
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import shutil
-import sys
 import tempfile
 import time
 import traceback
@@ -38,26 +41,34 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from benchmarks.step_cost import time_steps
+from foster_core.core.data import Dataset, leave_one_out
+from foster_core.core.evaluation import evaluate_model
+from foster_core.core.finetune import FinetuneConfig, time_finetune_steps, train_finetuned
+from foster_core.core.loaders import load_dataset
+from foster_core.core.model import ModelConfig, TextSASRec
+from foster_core.core.runtime import PeakMemory, resolve_device, synchronize
+from foster_core.core.synthetic import SyntheticData
+from foster_core.core.text_encoder import EncoderConfig, bundled_model_path
+from foster_core.core.training import TrainConfig, item_subset, train_on_sequences
+from foster_core.methods.foster import FosterConfig, cooccurrence_loss
+from foster_core.methods.registry import get_method
+from foster_core.methods.sparse import SparseSynthetic, real_loss, start_logits, synthetic_loss
+from foster_core.runs.evaluator import StudentConfig
+from foster_core.runs.experiment import build_context
+from foster_core.runs.runner import run_method
+from foster_core.testing import SMALL_MODEL, build_tiny_encoder, cyclic_dataset, random_text_embeddings, zipf_dataset
+
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from foster_core.core.data import DataConfig, Dataset, leave_one_out  # noqa: E402
-
-from foster_core.core.loaders import build_dataset, load_dataset  # noqa: E402
-from foster_core.core.evaluation import evaluate_model  # noqa: E402
-from foster_core.core.model import ModelConfig, TextSASRec  # noqa: E402
-from foster_core.core.runtime import resolve_device, synchronize  # noqa: E402
-from foster_core.core.text_encoder import EncoderConfig  # noqa: E402
-from foster_core.core.training import TrainConfig, train_on_sequences  # noqa: E402
 
 # Caps for one H100 (the whole script must end within 8 minutes, pytest included) and for the CPU smoke run.
+# budget_s is the whole run's deadline and *_time_s cap a training run; 0 = none. The smoke run has neither,
+# so what it runs never depends on the machine's speed or load: its epoch and step caps keep it short.
 GPU_PROFILE = dict(
     budget_s=400, full_epochs=40, full_time_s=60, expert_epochs=30, expert_time_s=45, foster_steps=200,
     select_epochs=50, budgets=[20, 50], student_seeds=1, student_epochs=150, student_patience=60,
@@ -66,14 +77,14 @@ GPU_PROFILE = dict(
     ft_max_length=32, ft_layers="all", parity_epochs=5, smoke_users=0, smoke_items=0,
 )
 SMOKE_PROFILE = dict(
-    budget_s=90, full_epochs=3, full_time_s=10, expert_epochs=3, expert_time_s=10, foster_steps=6,
+    budget_s=0, full_epochs=3, full_time_s=0, expert_epochs=3, expert_time_s=0, foster_steps=6,
     select_epochs=5, budgets=[5, 10], student_seeds=1, student_epochs=10, student_patience=10,
     student_eval_every=5, step_steps=4, unroll=[2], catalogue_sizes=[2_000, 8_000], catalogue_steps=2, catalogue_n=2,
-    subset_size=64, ft_steps=3, ft_epochs=2, ft_steps_per_epoch=3, ft_time_s=10, ft_max_length=16,
+    subset_size=64, ft_steps=3, ft_epochs=2, ft_steps_per_epoch=3, ft_time_s=0, ft_max_length=16,
     ft_layers="all", parity_epochs=3, smoke_users=150, smoke_items=300,
 )
-# Rough seconds a section needs on an H100 at the caps above; a section starts only if this much is left.
-# The smoke run scales them down by its budget.
+# Rough seconds a section needs on an H100 at the caps above; under a deadline, a section starts only if this
+# much is left. A smoke run given a deadline (--budget-s) scales them down by it.
 SECTION_SECONDS = dict(parity=10, data=30, full=75, expert=55, foster=45, steps=25, catalogue=30, finetune=80)
 # CPU/GPU parity tolerances (tiny data: one user of 40 moves NDCG@10 by up to 0.025).
 PARITY_LOSS_RTOL = 1e-3  # per-epoch training loss, same initialisation and batches, dropout off
@@ -85,17 +96,18 @@ PARITY_EVAL_ATOL = 1e-4  # metrics of the very same weights evaluated on each de
 
 
 class Report:
-    """Sections in order, written to JSON and markdown after each one."""
+    """Sections in order, written to JSON and markdown after each one; `budget_s` > 0 sets a deadline for
+    starting sections (0 = none: every section runs)."""
 
     def __init__(self, out: Path, budget_s: float, meta: dict):
         self.out = out
-        self.deadline = time.perf_counter() + budget_s
+        self.deadline = time.perf_counter() + budget_s if budget_s > 0 else None
         self.budget_s = budget_s
         self.data: dict = {"meta": meta, "sections": {}}
         out.mkdir(parents=True, exist_ok=True)
 
     def remaining(self) -> float:
-        return self.deadline - time.perf_counter()
+        return math.inf if self.deadline is None else self.deadline - time.perf_counter()
 
     def run(self, name: str, needs_s: float, fn: Callable[[], dict]) -> dict | None:
         if self.remaining() < needs_s:
@@ -104,7 +116,8 @@ class Report:
             self.write()
             print(f"[{name}] skipped: {entry['reason']}", flush=True)
             return None
-        print(f"[{name}] start ({self.remaining():.0f} s left)", flush=True)
+        left = "no deadline" if self.deadline is None else f"{self.remaining():.0f} s left"
+        print(f"[{name}] start ({left})", flush=True)
         started = time.perf_counter()
         try:
             result = fn()
@@ -206,23 +219,14 @@ def markdown(data: dict) -> str:
 # ----------------------------------------------------------------------------- generated data
 
 
-def cyclic_dataset(users: int = 40, items: int = 12, length: int = 8, seed: int = 0) -> Dataset:
-    """Users walk the item cycle i -> i+1 from random starts; every item has its own words."""
-    rng = np.random.default_rng(seed)
-    rows = [(f"u{u}", f"i{(start + t) % items}", t) for u in range(users) for start in [int(rng.integers(items))]
-            for t in range(length)]
-    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    texts = pd.DataFrame({"item_id": [f"i{i}" for i in range(items)], "text": [f"alpha{i} beta{i}" for i in range(items)]})
-    return build_dataset("cyclic", inter, texts, DataConfig(min_interactions=5, max_seq_len=length + 2))
+def smoke_text(item: int) -> str:
+    """Words shared across items (kind, shade), so text neighbours mean something to the tiny encoder."""
+    return f"thing{item} kind{item % 7} shade{item % 5}"
 
 
 def smoke_dataset(users: int, items: int, seed: int = 0) -> Dataset:
-    """Zipf-like popularity over `items` items, 12 interactions per user (step_cost's generator)."""
-    import step_cost
-
-    dataset, _ = step_cost.synthetic_workload(items, users=users, length=12, seed=seed)
-    dataset.item_texts = [f"thing{i} kind{i % 7} shade{i % 5}" for i in range(dataset.num_items)]
-    return dataset
+    """Zipf-like popularity over `items` items, 12 interactions per user."""
+    return zipf_dataset(items, users=users, length=12, seed=seed, text=smoke_text)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -232,8 +236,8 @@ def parity_section(args: argparse.Namespace) -> dict:
     """The same tiny run on the CPU and on CUDA: identical initialisation and batches, dropout off."""
     dataset = cyclic_dataset()
     split = leave_one_out(dataset)
-    text = F.normalize(torch.randn(dataset.num_items, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
-    model_cfg = ModelConfig(hidden=32, blocks=1, heads=2, dropout=0.0, max_len=10)
+    text = random_text_embeddings(dataset.num_items)
+    model_cfg = SMALL_MODEL
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     runs = {}
     for device in devices:
@@ -262,8 +266,6 @@ def parity_section(args: argparse.Namespace) -> dict:
 
 
 def data_section(args: argparse.Namespace, state: dict) -> dict:
-    from foster_core.runs.experiment import build_context
-
     started = time.perf_counter()
     if args.smoke:
         dataset = smoke_dataset(args.smoke_users, args.smoke_items)
@@ -272,8 +274,6 @@ def data_section(args: argparse.Namespace, state: dict) -> dict:
     load_s = time.perf_counter() - started
     encoder_path = args.encoder
     if encoder_path is None and args.smoke:
-        from foster_core.core.finetune import build_tiny_encoder
-
         encoder_path = str(build_tiny_encoder(Path(state["tmp"]) / "tiny_encoder", dataset.item_texts))
     state["encoder_path"] = encoder_path
     expert_cfg = TrainConfig(epochs=args.expert_epochs, time_limit_s=args.expert_time_s, device=args.device)
@@ -300,16 +300,12 @@ def full_section(args: argparse.Namespace, state: dict) -> dict:
 def expert_section(args: argparse.Namespace, state: dict) -> dict:
     context = state["context"]
     context.expert()
-    # The trajectory ends at the expert's best epoch (distill.py), so its length gives that epoch.
+    # The trajectory ends at the expert's best epoch (methods/expert.py), so its length gives that epoch.
     return {"seconds": context.expert_seconds, "best_epoch": len(context.trajectory()) - 1}
 
 
 def foster_section(args: argparse.Namespace, state: dict, budget: int) -> dict:
-    from foster_core.runs.evaluator import StudentConfig
-    from foster_core.runs.runner import run_method
-    from foster_core.UNMAPPED_distill import DistillConfig
-
-    config = DistillConfig(steps=args.foster_steps, device=args.device, select_every=args.foster_steps,
+    config = FosterConfig(steps=args.foster_steps, device=args.device, select_every=args.foster_steps,
                            select_epochs=args.select_epochs, checkpoint_every=0, log_every=max(1, args.foster_steps // 4))
     student = StudentConfig(seeds=tuple(range(args.student_seeds)), epochs=args.student_epochs,
                             patience=args.student_patience, eval_every=args.student_eval_every, device=args.device)
@@ -322,20 +318,19 @@ def foster_section(args: argparse.Namespace, state: dict, budget: int) -> dict:
 
 
 def steps_section(args: argparse.Namespace, state: dict) -> dict:
-    """First-order FOSTER vs unrolled bptt on the same context, n = 20 (step_cost.time_steps)."""
-    import step_cost
-    from foster_core.UNMAPPED_distill import DistillConfig
-
+    """First-order FOSTER vs unrolled bptt on the same context, n = 20."""
     context = state["context"]
+    # Fields a method does not have (reset_every and select_every for bptt) are dropped by .config().
     base = dict(steps=args.step_steps, log_every=1, checkpoint_every=0, device=args.device, reset_every=5,
                 select_every=0, subset_size=args.subset_size)
-    runs = [(f"FOSTER first-order, N={args.subset_size}", "foster", DistillConfig(**base))]
-    runs += [(f"bptt unrolled K={k}, N={args.subset_size}", "bptt", DistillConfig(**base, unroll_steps=k))
+    foster, bptt = get_method("foster"), get_method("bptt")
+    runs = [(f"FOSTER first-order, N={args.subset_size}", "foster", foster.config(base))]
+    runs += [(f"bptt unrolled K={k}, N={args.subset_size}", "bptt", bptt.config(base, unroll_steps=k))
              for k in args.unroll]
-    step_cost.time_steps(context, *runs[0][1:], args.device)  # warm-up: allocator growth is not a step's cost
+    time_steps(context, *runs[0][1:], args.device)  # warm-up: allocator growth is not a step's cost
     rows = []
     for label, method, config in runs:
-        per_step, peak, scored = step_cost.time_steps(context, method, config, args.device)
+        per_step, peak, scored = time_steps(context, method, config, args.device)
         rows.append({"label": label, "method": method, "unroll": config.unroll_steps if method == "bptt" else None,
                      "s_per_step": per_step, "peak_mb": peak, "items_per_step": scored or context.num_items})
     out: dict = {"rows": rows, "budget": 20}
@@ -349,9 +344,10 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
                      support_pool: int | None = None) -> dict:
     """Seconds per FOSTER step with a generated catalogue of `num_items` items at a fixed subset size.
 
-    Built from distill.py's own step pieces (SparseSynthetic, _subset, _synthetic_loss, _real_loss,
-    _cooccurrence_loss) in distill_foster's order, without an expert: on a 10M-item catalogue, training an
-    expert and initialising S from it (O(n L M) on the CPU) would cost minutes, and neither is part of a step.
+    Built from FOSTER's own step pieces (SparseSynthetic, start_logits, item_subset, synthetic_loss,
+    real_loss, cooccurrence_loss) in methods.foster.distill_foster's order (one inner step), without an
+    expert: on a 10M-item catalogue, training an expert and initialising S from it (O(n L M) on the CPU)
+    would cost minutes, and neither is part of a step.
     S, the real batch and the text table are random; quality is not measured here.
 
     S's supports are drawn from the whole catalogue by default, so |V_s| grows with M until it reaches
@@ -360,14 +356,10 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     MovieLens and Amazon); `support_pool=P` draws them from P items so that |V_s| is the same at every M
     and only the catalogue size changes.
     """
-    from foster_core import distill as D
-    from foster_core.core.runtime import PeakMemory
-    from foster_core.core.synthetic import SyntheticData
-
     dev = resolve_device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    config = D.DistillConfig(subset_size=subset_size, device=device)
+    config = FosterConfig(subset_size=subset_size, device=device)
     started = time.perf_counter()
     text = F.normalize(torch.randn(num_items, text_dim, device=dev), dim=-1)  # generated where it lives
     model_cfg = ModelConfig(max_len=length)
@@ -377,10 +369,8 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     init = SyntheticData(torch.randint(pool, (n, L, k_in), generator=generator), torch.full((n, L, k_in), 1 / k_in),
                          torch.randint(pool, (n, L, k_lab), generator=generator),
                          torch.full((n, L, k_lab), 1 / k_lab), torch.ones(n, L, dtype=torch.bool))
-    input_logits = torch.zeros(n, L, k_in)
-    input_logits[..., 0] = config.init_scale
-    syn = D.SparseSynthetic(init, input_logits, init.label_probs.log(), True).to(dev)
-    syn_params = [p for p in syn.parameters() if p.requires_grad]
+    syn = SparseSynthetic(init, *start_logits(init, config.init_scale)).to(dev)
+    syn_params = list(syn.parameters())
     opt_theta = torch.optim.Adam(theta.parameters(), lr=config.outer_lr)
     opt_hat = torch.optim.Adam(theta_hat.parameters(), lr=config.inner_lr)
     opt_syn = torch.optim.Adam(syn_params, lr=config.synthetic_lr)
@@ -391,14 +381,15 @@ def foster_step_cost(num_items: int, subset_size: int, steps: int, device: str, 
     lam = config.lambda_start
 
     def step() -> int:
-        subset = D._subset(targets, syn, config, num_items, generator).to(dev)
+        subset = item_subset(num_items, config.subset_size, generator, targets, syn.input_items,
+                             syn.label_items).to(dev)
         hat_params, theta_params = list(theta_hat.parameters()), list(theta.parameters())
-        loss_hat = D._synthetic_loss(theta_hat, syn, subset, theta_hat.item_embeddings(subset))
+        loss_hat = synthetic_loss(theta_hat, syn, subset, theta_hat.item_embeddings(subset))
         g_hat = torch.autograd.grad(loss_hat, hat_params + syn_params)
         table = theta.item_embeddings(subset)
-        loss = D._real_loss(theta, seqs, targets, subset, table) + lam * D._synthetic_loss(theta, syn, subset, table)
+        loss = real_loss(theta, seqs, targets, subset, table) + lam * synthetic_loss(theta, syn, subset, table)
         g = torch.autograd.grad(loss, theta_params + syn_params)
-        loss_reg = D._cooccurrence_loss(syn, text, config, generator)
+        loss_reg = cooccurrence_loss(syn, text, config, generator)
         g_reg = torch.autograd.grad(config.reg_weight * loss_reg, syn_params, allow_unused=True)
         for params, grads, opt in ((hat_params, g_hat[: len(hat_params)], opt_hat),
                                    (theta_params, g[: len(theta_params)], opt_theta)):
@@ -441,8 +432,6 @@ def catalogue_section(args: argparse.Namespace) -> dict:
 
 
 def finetune_section(args: argparse.Namespace, state: dict) -> dict:
-    from foster_core.core.finetune import FinetuneConfig, time_finetune_steps, train_finetuned
-
     context = state["context"]
     texts, split = context.dataset.item_texts, context.split
     layers = None if args.ft_layers == "all" else int(args.ft_layers)
@@ -473,10 +462,6 @@ def finetune_section(args: argparse.Namespace, state: dict) -> dict:
 def prepare(folder: Path, data: Path) -> None:
     """Copy amazon_games and a half-precision MiniLM (the device tool carries at most 64 MiB; the fp32 model is
     87 MiB) into `folder`, which the GPU run gets as DATA_DIR."""
-    from safetensors.torch import load_file, save_file
-
-    from foster_core.core.text_encoder import bundled_model_path
-
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "amazon_games"
     target.mkdir(exist_ok=True)
@@ -504,7 +489,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="folder for gpu_bench.json and gpu_bench.md")
     parser.add_argument("--data", type=Path, help="the amazon_games folder (interactions.csv + items.csv)")
     parser.add_argument("--encoder", help="a local Hugging Face encoder folder; default: the bundled MiniLM-L6")
-    parser.add_argument("--smoke", action="store_true", help="generated data, tiny encoder, tiny caps: any CPU, < 1 min")
+    parser.add_argument("--smoke", action="store_true", help="generated data, tiny encoder, tiny epoch and step caps, no deadline or time caps: "
+                        "any CPU, a few minutes on two threads")
     parser.add_argument("--prepare", type=Path, help="write the folder to carry to a GPU machine, then exit")
     parser.add_argument("--source-data", type=Path, default=REPO.parent / "shared" / "data" / "amazon_games",
                         help="where --prepare copies amazon_games from")
@@ -514,8 +500,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                           "catalogue", "finetune"])
     for key, value in GPU_PROFILE.items():  # every cap can be overridden; unset ones come from the profile
         kind = type(value[0]) if isinstance(value, list) else type(value)
+        seconds = key == "budget_s" or key.endswith("_time_s")
         parser.add_argument(f"--{key.replace('_', '-')}", type=kind, nargs="+" if isinstance(value, list) else None,
-                            default=None)
+                            default=None, help=(f"seconds, 0 = none (default {value}; smoke {SMOKE_PROFILE[key]})"
+                                                if seconds else f"default {value}; smoke {SMOKE_PROFILE[key]}"))
     args = parser.parse_args(argv)
     profile = SMOKE_PROFILE if args.smoke else GPU_PROFILE
     for key, value in profile.items():
@@ -541,7 +529,7 @@ def main(argv: list[str] | None = None) -> dict:
             "dataset": "generated (smoke)" if args.smoke else str(args.data), "smoke": args.smoke,
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     report = Report(args.out, args.budget_s, meta)
-    scale = args.budget_s / GPU_PROFILE["budget_s"] if args.smoke else 1.0
+    scale = args.budget_s / GPU_PROFILE["budget_s"] if args.smoke else 1.0  # only matters under a deadline
     needs = {name: seconds * scale for name, seconds in SECTION_SECONDS.items()}
     with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
         state: dict = {"tmp": tmp}

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # One-shot GPU check: the GPU-marked tests, then the GPU benchmark; the markdown table is printed last.
 #
-#   bash benchmarks/gpu_check.sh DATA_DIR OUT_DIR [extra gpu_bench.py options]
+#   bash benchmarks/gpu_check.sh DATA_DIR OUT_DIR [extra benchmarks.gpu_bench options]
 #
 # DATA_DIR holds amazon_games/ (interactions.csv + items.csv) and, where the bundled encoder package is not
-# installed, all-MiniLM-L6-v2/ (`python benchmarks/gpu_bench.py --prepare DATA_DIR` writes both).
+# installed, all-MiniLM-L6-v2/ (`python -m benchmarks.gpu_bench --prepare DATA_DIR` writes both).
 # OUT_DIR receives pytest_gpu.log, gpu_bench.log, gpu_bench.json and gpu_bench.md.
 # Whole run: at most TOTAL_S seconds (default 465, inside the 8 minutes an H100 run may take).
 set -uo pipefail
 
 if [ $# -lt 2 ]; then
-    echo "usage: $0 DATA_DIR OUT_DIR [gpu_bench.py options]" >&2
+    echo "usage: $0 DATA_DIR OUT_DIR [benchmarks.gpu_bench options]" >&2
     exit 2
 fi
 DATA_DIR=$1
@@ -41,8 +41,16 @@ tests_rc=${PIPESTATUS[0]}
 
 left=$(( TOTAL_S - ($(date +%s) - started) ))
 budget=$(( left - 25 ))  # the driver's own deadline; `timeout` below is the hard stop
+# The driver reads a budget of 0 as "no deadline", and `timeout 0` never stops: a run left with (almost) no
+# time keeps a deadline of 1 s and a hard stop of 1 s.
+if [ "$budget" -lt 1 ]; then
+    budget=1
+fi
+if [ "$left" -lt 1 ]; then
+    left=1
+fi
 echo "== benchmark (${left} s left, driver budget ${budget} s)"
-timeout --kill-after=10 "$left" "$PYTHON" benchmarks/gpu_bench.py --data "$DATA_DIR/amazon_games" \
+timeout --kill-after=10 "$left" "$PYTHON" -m benchmarks.gpu_bench --data "$DATA_DIR/amazon_games" \
     ${ENCODER_ARGS[@]+"${ENCODER_ARGS[@]}"} --out "$OUT_DIR" --budget-s "$budget" --no-table "$@" 2>&1 | tee "$OUT_DIR/gpu_bench.log"
 bench_rc=${PIPESTATUS[0]}
 

@@ -13,32 +13,21 @@ import argparse
 import platform
 import time
 
-import numpy as np
-import pandas as pd
 import torch
 
-from foster_core.core.data import DataConfig
-from foster_core.core.loaders import build_dataset
 from foster_core.core.model import ModelConfig
 from foster_core.core.runtime import PeakMemory, resolve_device
 from foster_core.core.training import TrainConfig
 from foster_core.methods import StepEvent, get_method
 from foster_core.methods.expert import DistillContext
 from foster_core.methods.registry import distill
+from foster_core.testing import random_text_embeddings, zipf_dataset
 
 
 def synthetic_workload(num_items: int, users: int = 2000, length: int = 20, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, num_items + 1) ** 0.8
-    weights /= weights.sum()
-    items = rng.choice(num_items, size=(users, length), p=weights)
-    inter = pd.DataFrame({"user_id": np.repeat(np.arange(users), length), "item_id": items.ravel(),
-                          "timestamp": np.tile(np.arange(length), users)})
-    # Every item gets a text row so the catalogue is exactly the items that occur.
-    texts = pd.DataFrame({"item_id": np.arange(num_items), "text": [f"item {i}" for i in range(num_items)]})
-    dataset = build_dataset(f"synthetic-{num_items}", inter, texts, DataConfig(min_interactions=5, max_seq_len=length))
-    text = torch.nn.functional.normalize(torch.randn(dataset.num_items, 384, generator=torch.Generator().manual_seed(seed)), dim=-1)
-    return dataset, text
+    """Zipf-popular generated sequences and random unit text embeddings (384-d, as MiniLM's)."""
+    dataset = zipf_dataset(num_items, users, length, seed)
+    return dataset, random_text_embeddings(dataset.num_items, 384, seed)
 
 
 def time_steps(context: DistillContext, method: str, config: object, device: str) -> tuple[float, float, int]:

@@ -1,29 +1,17 @@
-"""Tiny generated data shared by the tests: small enough to train in seconds, structured enough to learn."""
+"""Tiny generated data shared by the tests: small enough to train in seconds, structured enough to learn.
+
+The builders live in foster_core.testing (the benchmarks use them too); `cyclic_tables` and
+`random_text_embeddings` are importable from here as well, as the tests have always done."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
-import torch
 
-from foster_core.core.data import DataConfig, Dataset
+from foster_core.core.data import Dataset
+from foster_core.testing import cyclic_dataset as build_cyclic_dataset
+from foster_core.testing import cyclic_tables, random_text_embeddings
 
-from foster_core.core.loaders import build_dataset
-
-
-def cyclic_tables(n_users: int = 40, n_items: int = 12, length: int = 8, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each user walks the item cycle i -> i+1 from a random start: the next item is fully predictable."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for user in range(n_users):
-        start = int(rng.integers(n_items))
-        for t in range(length):
-            rows.append((f"u{user}", f"i{(start + t) % n_items}", t))
-    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)],
-                          "text": [f"item number {i} of the cycle" for i in range(n_items)]})
-    return interactions, items
+__all__ = ["cyclic_tables", "random_text_embeddings"]
 
 
 @pytest.fixture
@@ -39,14 +27,8 @@ def tiny_folder(tmp_path):
 
 @pytest.fixture
 def cyclic_dataset() -> Dataset:
-    interactions, items = cyclic_tables()
-    return build_dataset("cyclic", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
-
-
-def random_text_embeddings(num_items: int, dim: int = 16, seed: int = 0) -> torch.Tensor:
-    """Stand-in for encoder output (unit rows) where a test is about the recommender, not the encoder."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(num_items, dim, generator=generator), dim=-1)
+    """40 users walking a 12-item cycle, 8 items each (sequences kept up to 10 items)."""
+    return build_cyclic_dataset()
 
 
 @pytest.fixture(autouse=True)

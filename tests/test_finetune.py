@@ -7,8 +7,9 @@ import torch
 from foster_core.core.data import DataConfig, leave_one_out
 
 from foster_core.core.loaders import build_dataset
-from foster_core.core.finetune import (FinetuneConfig, FinetunedItemEncoder, FinetuneTrainer, build_tiny_encoder,
-                                  time_finetune_steps, train_finetuned)
+from foster_core.core.finetune import (FinetuneConfig, FinetunedItemEncoder, FinetuneTrainer, time_finetune_steps,
+                                       train_finetuned)
+from foster_core.testing import build_tiny_encoder
 from foster_core.core.model import ModelConfig
 from foster_core.core.text_encoder import EncoderConfig, TextEncoder
 from foster_core.core.training import TrainConfig

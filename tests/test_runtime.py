@@ -89,7 +89,7 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(cyclic_dataset):
 
 
 def test_half_precision_encoder_folder_is_used_in_fp32(tmp_path):
-    from foster_core.core.finetune import build_tiny_encoder
+    from foster_core.testing import build_tiny_encoder
 
     folder = build_tiny_encoder(tmp_path / "tiny", ["red apple", "green pear"])
     from transformers import AutoModel

@@ -2,8 +2,8 @@
 parameterisation, and the two losses that both methods differentiate through.
 
 S is n sequences of L positions. Each position holds logits over a fixed support of candidate items for
-its input (K_in items: the real item and its nearest text neighbours) and for its label (K_lab items: the
-expert's top predictions). Softmax over a support gives the position's distribution, so S stays a valid
+its input (`input_support` items: the real item and its nearest text neighbours) and for its label
+(`label_support` items: the expert's top predictions). Softmax over a support gives the position's distribution, so S stays a valid
 distribution whatever the optimiser does, and the cost follows the supports, not the catalogue M.
 Symbols in brackets are those of ../shared/foster-method.md.
 """
@@ -35,7 +35,7 @@ class SoftStartConfig(LabelConfig):
     # "on": each synthetic sequence starts as whole real sequences laid end to end; "off": one real sequence
     # left-padded to L; "auto": pack when the median training sequence fills less than half of L.
     init_packing: str = "auto"
-    input_support: int = 8  # [K_in] candidate items per input position: the real item and its text neighbours
+    input_support: int = 8  # candidate items per input position (the K of an input support): the real item and its text neighbours
     init_scale: float = 4.0  # [c] logit of the real item at the start; the neighbours start at 0
     steps: int = 150
     subset_size: int = 512  # [N] uniformly sampled items per step; 0 = the full catalogue
