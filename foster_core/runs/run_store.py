@@ -265,6 +265,9 @@ EXPORTS = (
     ("synthetic_interactions.csv", "Each position's most probable item as interactions (user_id,item_id,timestamp; "
                                    "original item ids).", "text/csv"),
     ("synthetic.inter", "The same interactions as a RecBole atomic .inter file.", "text/tab-separated-values"),
+    ("card.md", "Dataset card: source dataset, method, budget, metrics, costs, date and every config.",
+     "text/markdown"),
+    ("card.json", "The same dataset card as JSON.", "application/json"),
     ("config.json", "What was asked for: method, budget, dataset and every config.", "application/json"),
     ("results.json", "Evaluation: test and validation metrics per student, coverage, costs.", "application/json"),
 )

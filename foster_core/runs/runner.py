@@ -20,6 +20,7 @@ from ..core.synthetic import SyntheticData
 from ..methods.events import Checkpoint, Event, LoggedEvent
 from ..methods.expert import DistillContext
 from ..methods.registry import check_budget, distill, get_method
+from .card import write_card
 from .evaluator import StudentConfig, evaluate_synthetic
 from .run_store import Run, RunStore
 
@@ -91,6 +92,7 @@ def run_method(
         if run and run.stop_requested():
             synthetic.save(run.synthetic_path)
             run.set_status("stopped", "stopped on request; the synthetic data so far was saved")
+            write_card(run)
             return RunOutcome(run, synthetic, None, seconds, memory.peak_mb, history)
         if run:
             synthetic.save(run.synthetic_path, {"method": method, "budget": str(budget)})
@@ -104,6 +106,7 @@ def run_method(
                 run.write_results(results)
         if run:
             run.set_status("finished", "done")
+            write_card(run)
         return RunOutcome(run, synthetic, results, seconds, memory.peak_mb, history)
     except Exception as exc:
         if run:
