@@ -1,99 +1,24 @@
-"""FOSTER Studio home page: what this is, which dataset to use, and what the dataset looks like."""
+"""FOSTER Studio: `streamlit run app.py`.
 
-import plotly.express as px
+The entry point builds the navigation and does what every page shares, once per script run: the page's
+title and layout, and the sidebar with the dataset in use and any job at work. The pages (app_pages/*.py)
+only lay out what the foster_core library computes. The folder is not called pages/: Streamlit reads a
+pages/ folder as an old-style multipage app, and would then run a page without this file on the first visit.
+"""
+
 import streamlit as st
 
-from foster_core.core.data import DataError
+from foster_core.app.ui import setup_page, sidebar
 
-from foster_core.core.loaders import max_file_bytes
-from foster_core.core.runtime import resolve_device
-from foster_core.core.sources import data_dir, dataset_folders, save_upload, upload_error_message
-from foster_core.analysis.profile import head_share, popularity_curve, sample_texts, sequence_lengths
-from foster_core.app.ui import DATASET_KEY, cached_dataset, current_dataset_spec, setup_page, sidebar
+PAGES = [
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/distill.py", title="Distill", icon=":material/compress:"),
+    st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/leaderboard:"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
+]
 
-setup_page("Home")
-st.title("FOSTER Studio")
-st.write(
-    "Dataset distillation for text-based sequential recommendation: shrink thousands of real user "
-    "sequences into a few dozen synthetic ones that train a recommender nearly as well."
-)
-with st.expander("How to use it (four steps, no code)", expanded=False):
-    st.markdown(
-        "1. **Home** (this page): pick a dataset — the bundled MovieLens works out of the box.\n"
-        "2. **Distill**: choose the *quick* preset and press *Start*; watch the loss curves. FOSTER and a random "
-        "sample of real sequences of the same size are both evaluated.\n"
-        "3. **Explore**: see the synthetic sequences on a map next to real ones, with their item texts.\n"
-        "4. **Compare**: how close each method gets to training on all the data; **Export** downloads the result."
-    )
-
-current = current_dataset_spec()
-folders = dataset_folders(data_dir())
-sources = ["Bundled MovieLens", "Data folder", "Upload files"]
-default_source = 0 if current == "movielens" else (1 if any(str(f) == current for f in folders) else 2)
-source = st.radio("Dataset source", sources, index=default_source, horizontal=True, key="dataset_source")
-
-if source == "Bundled MovieLens":
-    st.session_state[DATASET_KEY] = "movielens"
-elif source == "Data folder":
-    if not folders:
-        st.warning(f"No dataset folders found. Set FOSTER_DATA_DIR to a folder whose sub-folders hold "
-                   f"interactions.csv + items.csv (or x.inter + x.item). Looked in: {data_dir()}")
-    else:
-        names = [f.name for f in folders]
-        chosen = next((f.name for f in folders if str(f) == current), names[0])
-        name = st.selectbox(f"Folder in {data_dir()}", names, index=names.index(chosen))
-        st.session_state[DATASET_KEY] = str(folders[names.index(name)])
-else:
-    st.caption("Interactions: columns user_id,item_id,timestamp (CSV, TSV, Parquet) or a RecBole .inter file; "
-               f"items: item_id,text or the matching .item file. UTF-8, at most {max_file_bytes() // 2**20} MB "
-               "a file; archives (zip, gz, ...) are not accepted.")
-    left, right = st.columns(2)
-    interactions = left.file_uploader("Interactions file", type=["csv", "tsv", "parquet", "inter"])
-    items = right.file_uploader("Items file", type=["csv", "tsv", "parquet", "item"])
-    if interactions and items:
-        try:
-            folder = save_upload(interactions.name, interactions.getvalue(), items.name, items.getvalue())
-            try:
-                cached_dataset(str(folder))
-            except DataError as exc:
-                raise DataError(upload_error_message(exc, folder, interactions.name, items.name)) from None
-            st.session_state[DATASET_KEY] = str(folder)
-            st.success(f"Loaded {interactions.name} with {items.name}.")
-        except DataError as exc:
-            st.error(f"This upload cannot be used: {exc}")
-            st.stop()
-    elif current in ("movielens",) or any(str(f) == current for f in folders):
-        st.info("Upload both files to use them; until then the dataset stays as it was.")
-
-spec = st.session_state[DATASET_KEY]
-try:
-    dataset = cached_dataset(spec)
-except DataError as exc:
-    st.error(str(exc))
-    st.stop()
+page = st.navigation(PAGES)
+setup_page(page.title)
 sidebar()
-
-stats = dataset.stats()
-cols = st.columns(5)
-cols[0].metric("Users", f"{stats['users']:,}")
-cols[1].metric("Items", f"{stats['items']:,}")
-cols[2].metric("Interactions", f"{stats['interactions']:,}")
-cols[3].metric("Median sequence length", f"{stats['seq_len_median']:g}")
-cols[4].metric("Device", resolve_device("auto").type.upper())
-st.subheader(f"Dataset: {dataset.name}")
-for note in dataset.notes:
-    st.caption(note)
-
-left, right = st.columns(2)
-lengths = px.histogram(x=sequence_lengths(dataset), nbins=50, labels={"x": "items per user (after filtering)"},
-                       title="Sequence lengths")
-lengths.update_layout(yaxis_title="users", height=340, margin=dict(t=50, b=10))
-left.plotly_chart(lengths, width="stretch")
-curve = popularity_curve(dataset)
-tail = px.line(curve, x="item rank", y="interactions", log_y=True,
-               title=f"Item popularity long tail: top 10% of items get {head_share(dataset):.0%} of interactions")
-tail.update_layout(height=340, margin=dict(t=50, b=10))
-right.plotly_chart(tail, width="stretch")
-
-st.subheader("Sample item texts")
-st.dataframe(sample_texts(dataset), hide_index=True, width="stretch")
+page.run()

@@ -1,66 +1,124 @@
-"""The app's pages under streamlit.testing: every page renders; a quick job started on Distill reaches Compare,
-Explore and Export. Tiny generated data, a temporary runs dir and cache (FOSTER_DATASET, FOSTER_RUNS_DIR)."""
+"""The app under streamlit.testing, entered through app.py and its st.navigation as a visitor would: every page
+renders with the shared sidebar; the Distill page takes its methods and settings from the registry; a quick job
+started on Distill reaches Compare, Explore and Export. Tiny generated data, a temporary runs dir and cache
+(FOSTER_DATASET, FOSTER_RUNS_DIR)."""
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from foster_core.core.data import DataError
-
 from foster_core.core.loaders import load_dataset
-from foster_core.runs.jobs import JobQueue
 from foster_core.core.sources import save_upload, upload_error_message
+from foster_core.methods import all_methods, get_method, method_names
+from foster_core.methods.coresets import SELECTIONS
+from foster_core.methods.sparse import PACKING
+from foster_core.runs.jobs import JobQueue, job_configs
+from foster_core.runs.presets import PRESETS
+from foster_core.runs.run_store import export_files
 
 from conftest import cyclic_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-PAGES = {name: str(ROOT / "pages" / f"{name}.py") for name in ("1_Distill", "2_Explore", "3_Compare", "4_Export")}
+PAGES = {"Distill": "app_pages/distill.py", "Explore": "app_pages/explore.py", "Compare": "app_pages/compare.py",
+         "Export": "app_pages/export.py"}
+
+
+def open_app(page: str | None = None, session: dict | None = None) -> AppTest:
+    """A new session: app.py opens on Home, then (as a click in the sidebar would) switches to `page`."""
+    app = AppTest.from_file(APP, default_timeout=120)
+    for key, value in (session or {}).items():
+        app.session_state[key] = value
+    app.run()
+    if page is not None:
+        app.switch_page(PAGES[page]).run()
+    return app
+
+
+def sidebar_text(app: AppTest) -> str:
+    return " ".join(c.value for c in app.sidebar.caption)
 
 
 def test_home_page_renders_the_bundled_dataset():
-    app = AppTest.from_file(APP, default_timeout=60).run()
-    assert not app.exception
-    assert app.title[0].value == "FOSTER Studio"
-    assert [m.value for m in app.metric][0] == "671"
+    home = open_app()
+    assert not home.exception
+    assert home.title[0].value == "FOSTER Studio"
+    assert [m.value for m in home.metric][0] == "671"
+    assert "Dataset: **movielens**" in sidebar_text(home)
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    """A tiny dataset folder and an empty runs dir, pointed at by the app's environment variables."""
-    root = tmp_path_factory.mktemp("studio")
+def make_studio(root: Path, patch: pytest.MonkeyPatch) -> Path:
+    """A tiny dataset folder and an empty runs dir under `root`, pointed at by the app's environment variables."""
     interactions, items = cyclic_tables()
     (root / "tiny").mkdir()
     interactions.to_csv(root / "tiny" / "interactions.csv", index=False)
     items.to_csv(root / "tiny" / "items.csv", index=False)
+    patch.setenv("FOSTER_DATASET", str(root / "tiny"))
+    patch.setenv("FOSTER_RUNS_DIR", str(root / "runs"))
+    patch.setenv("FOSTER_DATA_DIR", str(root))
+    patch.setenv("FOSTER_JOB_THREADS", "1")
+    return root
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """Shared by the tests that follow one story (no runs yet, then one quick job)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FOSTER_DATASET", str(root / "tiny"))
-        patch.setenv("FOSTER_RUNS_DIR", str(root / "runs"))
-        patch.setenv("FOSTER_DATA_DIR", str(root))
-        patch.setenv("FOSTER_JOB_THREADS", "1")
-        yield root
+        yield make_studio(tmp_path_factory.mktemp("studio"), patch)
 
 
-def run_page(path: str, session: dict | None = None) -> AppTest:
-    app = AppTest.from_file(path, default_timeout=120)
-    for key, value in (session or {}).items():
-        app.session_state[key] = value
-    return app.run()
+@pytest.fixture
+def own_studio(tmp_path, monkeypatch):
+    """A studio of the test's own, for tests that leave jobs behind."""
+    return make_studio(tmp_path, monkeypatch)
 
 
-def test_every_page_renders_before_any_run(studio):
-    home = run_page(APP)
-    assert not home.exception
-    assert [m.value for m in home.metric][0] == "40"  # the tiny dataset's users
+def test_every_page_renders_before_any_run_with_the_shared_sidebar(studio):
+    app = open_app()
+    assert not app.exception
+    assert [m.value for m in app.metric][0] == "40"  # the tiny dataset's users
     for name, path in PAGES.items():
-        page = run_page(path)
-        assert not page.exception, name
-    assert "No runs yet" in run_page(PAGES["3_Compare"]).info[0].value
+        app.switch_page(path).run()
+        assert not app.exception, name
+        assert app.title[0].value == name
+        # app.py draws the sidebar once for every page: the dataset and the runs folder are named on each.
+        assert str(studio / "tiny") in sidebar_text(app) and str(studio / "runs") in sidebar_text(app), name
+        if name == "Compare":
+            assert "No runs yet" in app.info[0].value
+
+
+def test_the_distill_page_takes_methods_help_and_settings_from_the_registry(studio):
+    distill = open_app("Distill")
+    assert not distill.exception
+    method = distill.selectbox(key="method")
+    assert method.options == method_names() and method.value == PRESETS["quick"].methods[0] == "foster"
+    assert all(spec.help in method.help for spec in all_methods())
+    assert any(get_method("foster").help in c.value for c in distill.caption)
+
+    # Advanced settings: one input per field of the main method's config, starting from the preset's values.
+    prefix = "distill_quick_foster_"
+    inputs = {w.key[len(prefix):]: w for kind in ("number_input", "selectbox", "checkbox", "text_input")
+              for w in distill.get(kind) if (w.key or "").startswith(prefix)}
+    assert set(inputs) == {f.name for f in fields(get_method("foster").config_class)}
+    assert inputs["steps"].value == PRESETS["quick"].distill["steps"] == 40
+    assert inputs["init_selection"].options == list(SELECTIONS)
+    assert inputs["init_packing"].options == list(PACKING)
+    assert inputs["device"].options == ["auto", "cpu", "cuda"]
+
+    distill.selectbox(key="method").set_value("random").run()  # a coreset: its config has only seed and device
+    assert not distill.exception
+    keys = {w.key for kind in ("number_input", "selectbox") for w in distill.get(kind)
+            if (w.key or "").startswith("distill_quick_random_")}
+    assert keys == {"distill_quick_random_seed", "distill_quick_random_device"}
+    assert any(get_method("random").help in c.value for c in distill.caption)
+    assert not [w for w in distill.number_input if (w.key or "").startswith(prefix)]
 
 
 def test_a_budget_sweep_beyond_the_data_is_refused_on_the_page_before_start(studio):
-    distill = run_page(PAGES["1_Distill"])
+    distill = open_app("Distill")
     distill.text_input(key="sweep").set_value("10 20 5000").run()
     assert not distill.exception
     assert any("budget 5000 is more than the 40 usable training sequences" in e.value for e in distill.error)
@@ -69,8 +127,34 @@ def test_a_budget_sweep_beyond_the_data_is_refused_on_the_page_before_start(stud
     assert not distill.error and any("budgets 10, 20" in c.value for c in distill.caption)
 
 
+def test_the_advanced_settings_reach_the_job_as_its_shared_method_values(own_studio, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(JobQueue, "_spawn", lambda self, job, spec: spawned.append(spec))
+    distill = open_app("Distill")
+    distill.number_input(key="distill_quick_foster_steps").set_value(0).run()
+    # The method's own config check refuses it before anything starts.
+    assert any("steps" in e.value and "at least 1" in e.value for e in distill.error)
+    assert not [b for b in distill.button if b.key == "start"]
+
+    distill.number_input(key="distill_quick_foster_steps").set_value(7)
+    distill.selectbox(key="distill_quick_foster_init_selection").set_value("herding")
+    distill.number_input(key="distill_quick_foster_label_support").set_value(5)
+    distill.multiselect(key="baselines").set_value(["teacher", "random"]).run()
+    assert not distill.error
+    distill.button(key="start").click().run()
+    assert not distill.exception
+    [spec] = spawned
+    assert spec.methods == ["foster", "teacher", "random"] and spec.preset == "quick"
+    assert spec.distill["steps"] == 7 and spec.distill["init_selection"] == "herding"
+    assert spec.distill["reset_every"] == PRESETS["quick"].distill["reset_every"]  # the rest from the preset
+    configs = job_configs(spec).methods
+    assert configs["foster"].steps == 7 and configs["foster"].label_support == 5
+    assert configs["teacher"].label_support == 5  # a baseline takes the shared fields it has
+    assert [job.spec.methods for job in JobQueue(own_studio / "runs").jobs()] == [spec.methods]
+
+
 def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_export(studio):
-    distill = run_page(PAGES["1_Distill"])
+    distill = open_app("Distill")
     assert distill.radio(key="preset").value == "quick"
     distill.number_input(key="budget").set_value(5)
     distill.multiselect(key="baselines").set_value(["random"])
@@ -81,38 +165,54 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     state = queue.wait(job, timeout=240)
     assert state["status"] == "finished", job.log[-3000:]
 
-    distill.run()  # a fresh visit reattaches to the job from the store
+    distill = open_app("Distill")  # a fresh visit reattaches to the job from the store
     assert not distill.exception
     assert any("Finished" in s.value for s in distill.success)
+    foster_run = next(r for r in queue.store.list() if r.config["method"] == "foster")
+    # The job's most informative run is the one with loss curves (foster's), drawn from its step events.
+    assert foster_run.step_events and foster_run.config["distill"]["steps"] == PRESETS["quick"].distill["steps"]
+    assert any(f"Loss terms of run {foster_run.id}" in c.proto.spec for c in distill.get("plotly_chart"))
 
-    compare = run_page(PAGES["3_Compare"])
+    compare = open_app("Compare")
     assert not compare.exception
     table = compare.dataframe[0].value
     assert set(table["method"]) == {"foster", "random", "full"}
     foster = table[table["method"] == "foster"].iloc[0]
     assert "±" in foster["ndcg@10 (mean ± std)"] and foster["ndcg@10 / full"] > 0
     assert compare.warning  # quick numbers are flagged as indicative
+    assert compare.get("plotly_chart")  # metric vs budget
 
-    foster_run = next(r for r in queue.store.list() if r.config["method"] == "foster")
-    explore = run_page(PAGES["2_Explore"], {"explore_run": foster_run.id, "explore_selected": 2})
+    explore = open_app("Explore", {"explore_run": foster_run.id, "explore_selected": 2})
     assert not explore.exception
     positions = explore.dataframe[0].value
     assert "Synthetic sequence #2" in [h.value for h in explore.subheader][0]
     assert positions["input items (p)"].str.contains("item number").all()
     assert positions["nearest real item texts"].str.contains("of the cycle").all()
 
-    export = run_page(PAGES["4_Export"], {"export_run": foster_run.id})
+    export = open_app("Export", {"export_run": foster_run.id})
     assert not export.exception
     labels = [b.proto.label for b in export.get("download_button")]
-    assert labels == ["synthetic.safetensors", "synthetic_top_items.csv", "synthetic_interactions.csv",
-                      "synthetic.inter", "config.json", "results.json"]
+    assert labels == [entry.filename for entry in export_files(foster_run)]  # every file the library exports
+    assert {"synthetic.safetensors", "synthetic_top_items.csv", "synthetic_interactions.csv", "synthetic.inter",
+            "config.json", "results.json"} <= set(labels)
 
 
 def test_data_folder_source_lists_the_folders_of_the_data_dir(studio):
-    home = run_page(APP)
+    home = open_app()
     home.radio(key="dataset_source").set_value("Data folder").run()
     assert not home.exception
     assert "tiny" in home.selectbox[0].options
+
+
+def test_choosing_a_dataset_on_home_shows_it_in_the_sidebar_at_once(studio):
+    home = open_app()
+    assert str(studio / "tiny") in sidebar_text(home)
+    home.radio(key="dataset_source").set_value("Bundled MovieLens").run()
+    assert not home.exception
+    assert [m.value for m in home.metric][0] == "671"
+    assert "Dataset: **movielens**" in sidebar_text(home)  # the sidebar is drawn before the page chooses
+    home.switch_page(PAGES["Distill"]).run()  # the choice is the session's, on every page
+    assert not home.exception and "Dataset: **movielens**" in sidebar_text(home)
 
 
 def test_an_upload_with_a_missing_column_gives_the_loaders_message_naming_the_uploaded_file(tmp_path):

@@ -1,4 +1,5 @@
-"""A real browser against `streamlit run app.py`: every page renders its charts without a Streamlit exception.
+"""A real browser against `streamlit run app.py`: every page of its navigation renders its charts, with the
+shared sidebar (Home first in the navigation, the dataset in use) and without a Streamlit exception.
 
 Headless Debian chromium driven by Playwright for Python (Playwright's own browser download does not work on
 these machines). Screenshots go to test-artifacts/screenshots/. With FOSTER_SCREENSHOTS_TO_ASSETS=1 they are
@@ -27,9 +28,11 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 ASSETS = ROOT / "assets" / "screenshots"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# (url path, screenshot name, plotly charts the page must draw)
-PAGES = [("", "home", 2), ("Distill", "distill", 1), ("Explore", "explore", 2), ("Compare", "compare", 1),
-         ("Export", "export", 0)]
+# (url path, screenshot name, page title, plotly charts the page must draw). Export comes first: the first
+# script run of a fresh server is where a page could run without app.py (as with a legacy pages/ folder).
+PAGES = [("export", "export", "Export", 0), ("", "home", "FOSTER Studio", 2), ("distill", "distill", "Distill", 1),
+         ("explore", "explore", "Explore", 2), ("compare", "compare", "Compare", 1)]
+NAVIGATION = ["Home", "Distill", "Explore", "Compare", "Export"]
 
 if not CHROMIUM.is_file():
     pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (scripts/test.sh installs it with apt-get)",
@@ -121,7 +124,7 @@ def test_every_page_draws_its_charts_without_an_exception(app_url):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            for path, name, charts in PAGES:
+            for path, name, title, charts in PAGES:
                 page.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
                 try:
                     wait_until_drawn(page, charts)
@@ -130,11 +133,15 @@ def test_every_page_draws_its_charts_without_an_exception(app_url):
                     raise
                 exceptions = page.locator('[data-testid="stException"]')
                 assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
-                assert page.locator("h1").first.inner_text().strip() in ("FOSTER Studio", path)
+                assert page.locator("h1").first.inner_text().strip() == title
+                links = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
+                # Each link reads "<material icon name>\n\n<title>"; the title is its last line.
+                assert [link.inner_text().split("\n")[-1].strip() for link in links.all()] == NAVIGATION, name
+                assert "Dataset:" in page.locator('[data-testid="stSidebar"]').inner_text(), name
                 page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         finally:
             browser.close()
     if os.environ.get("FOSTER_SCREENSHOTS_TO_ASSETS") == "1":
         ASSETS.mkdir(parents=True, exist_ok=True)
-        for _, name, _ in PAGES:
+        for _, name, _, _ in PAGES:
             shutil.copyfile(SHOTS / f"{name}.png", ASSETS / f"{name}.png")

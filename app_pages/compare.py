@@ -3,14 +3,13 @@
 import plotly.express as px
 import streamlit as st
 
-from foster_core.analysis.compare import compare_table, mean_std
-from foster_core.app.ui import cached_dataset, current_dataset_spec, run_store, setup_page, sidebar
+from foster_core.analysis.compare import compare_table
+from foster_core.app.tables import budget_curves, full_reference_value, shown_metrics, side_by_side
+from foster_core.app.ui import cached_dataset, current_dataset_spec, run_store
 
-setup_page("Compare")
 st.title("Compare")
 st.write("Each run trains fresh recommenders on its synthetic data alone and tests them on held-out last items "
          "(full ranking over all items). *Ratio to full* compares with training on all the real training data.")
-sidebar()
 store = run_store()
 table = compare_table(store)
 if table.empty:
@@ -30,17 +29,8 @@ if (rows["preset"] == "quick").any():
                "steps, one student and a short full-data reference. Use the standard preset for numbers to report.")
 
 finished = rows[rows["status"] == "finished"]
-metrics = [m for m in ("ndcg@10", "recall@10", "ndcg@20", "recall@20") if m in rows]
-shown = rows[["method", "budget", "preset", "status"]].copy()
-for metric in metrics:
-    shown[f"{metric} (mean ± std)"] = mean_std(rows, metric)
-for column in ("ndcg@10 / full", "recall@10 / full", "recall@20 / full"):
-    if column in rows:
-        shown[column] = rows[column]
-for column in ("seeds", "distill s", "student train s", "full-data train s", "coverage", "popular share"):
-    if column in rows:
-        shown[column] = rows[column]
-shown["run"] = rows["run"]
+metrics = shown_metrics(rows)
+shown = side_by_side(rows)
 st.subheader("Side-by-side metrics (test split)")
 st.caption("Select rows to draw only those runs, or to delete them. *student train s*: time to train one "
            "recommender on the synthetic data; *full-data train s*: the same on all training data.")
@@ -59,19 +49,15 @@ picked = rows.iloc[picked_rows] if picked_rows else finished
 
 st.subheader("Metric vs budget")
 metric = st.selectbox("Metric", metrics or ["ndcg@10"], key="compare_metric")
-curves = picked[(picked["method"] != "full") & picked[metric].notna()] if metric in picked else picked.iloc[0:0]
+curves = budget_curves(picked, metric)
 if curves.empty:
     st.caption("No finished distillation runs to draw yet.")
 else:
-    curves = curves.groupby(["method", "budget"], as_index=False).agg(
-        mean=(metric, "mean"), std=(f"{metric} std", "mean")).sort_values("budget")
     figure = px.line(curves, x="budget", y="mean", error_y="std", color="method", markers=True,
                      labels={"mean": metric, "budget": "budget (synthetic sequences)"})
-    full = picked[(picked["method"] == "full") & picked[metric].notna()] if metric in picked else picked.iloc[0:0]
-    if full.empty:
-        full = finished[(finished["method"] == "full")]
-    if not full.empty and metric in full:
-        figure.add_hline(y=float(full[metric].iloc[0]), line_dash="dash", annotation_text="full data")
+    full = full_reference_value(picked, finished, metric)
+    if full is not None:
+        figure.add_hline(y=full, line_dash="dash", annotation_text="full data")
     figure.update_layout(height=420, margin=dict(t=30, b=10))
     st.plotly_chart(figure, width="stretch", key="compare_chart")
 

@@ -1,43 +1,29 @@
-"""Distill: pick a method and budget (or a budget sweep), start a background job, watch it live."""
+"""Distill: pick a method and budget (or a budget sweep), start a background job, watch it live.
 
-from dataclasses import fields
+Everything per method comes from the method registry (foster_core.methods): the choices, their help, the
+advanced settings (the main method's config fields), which runs draw loss curves and which can resume."""
 
 import plotly.express as px
 import streamlit as st
 
-from foster_core.runs.evaluator import StudentConfig
+from foster_core.analysis.progress import format_seconds, loss_frame, run_progress
+from foster_core.app import forms
+from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
+                                run_store)
 from foster_core.core.data import DataError
-import foster_core.distill as distill_module
-from foster_core.UNMAPPED_distill import METHODS, RESUMABLE, DistillConfig
+from foster_core.methods import get_method, method_names
 from foster_core.runs.jobs import ACTIVE, default_threads
+from foster_core.runs.presets import PRESETS, parse_budgets
 from foster_core.runs.resume import resume_spec
 from foster_core.runs.run_store import RunNotFound
-from foster_core.runs.presets import PRESETS, parse_budgets
-from foster_core.analysis.progress import format_seconds, loss_frame, run_progress
-from foster_core.runs.jobs import job_spec
-from foster_core.UNMAPPED_studio import loss_records
-from foster_core.core.training import TrainConfig
-from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
-                            run_store, setup_page, sidebar)
 
-setup_page("Distill")
+PRESET_LABELS = {"quick": "Quick (≈2 min, indicative)", "standard": "Standard (library defaults)"}
+
 st.title("Distill")
 st.write("Turn the real training sequences into a small synthetic set. The work runs in the background, one job at "
          "a time on this machine: you can leave this page, refresh the browser or open another tab and come back.")
-sidebar()
 queue, store = job_queue(), run_store()
 spec = current_dataset_spec()
-
-
-def last_run_with_curves(run_ids: list[str]) -> str | None:
-    """After a job ends, its most informative run: the last one with loss curves, else the last one."""
-    for run_id in reversed(run_ids):
-        try:
-            if loss_records(store.get(run_id)):
-                return run_id
-        except RunNotFound:
-            continue
-    return run_ids[-1] if run_ids else None
 
 
 def show_job(job) -> None:
@@ -63,7 +49,7 @@ def show_job(job) -> None:
     done = min(state.get("done_runs", 0), total)
     if status in ACTIVE:
         st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
-    run_id = job.current_run_id or last_run_with_curves(job.run_ids)
+    run_id = job.current_run_id or forms.last_run_with_curves(store, job.run_ids)
     if run_id:
         show_run(run_id)
     if status in ACTIVE and st.button("Stop", key=f"stop_{job.id}", type="secondary"):
@@ -78,14 +64,15 @@ def show_run(run_id: str) -> None:
     except RunNotFound:
         return
     progress = run_progress(run)
-    label = f"{run.config.get('method')} n={run.config.get('budget')}: {progress.text}"
+    method = run.config.get("method")
+    label = f"{method} n={run.config.get('budget')}: {progress.text}"
     if progress.eta_seconds is not None:
         label += f" · about {format_seconds(progress.eta_seconds)} left"
     if progress.fraction is not None:
         st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
     else:
         st.caption(label)
-    frame = loss_frame(progress.loss_records)
+    frame = loss_frame(progress.steps)
     if not frame.empty:
         figure = px.line(frame, x="step", y="value", facet_col="term", facet_col_wrap=4, markers=True,
                          title=f"Loss terms of run {run.id}" + (" (live)" if run.status.get("status") == "running" else ""))
@@ -93,14 +80,14 @@ def show_run(run_id: str) -> None:
         figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
         figure.update_layout(height=420, showlegend=False, margin=dict(t=60, b=10))
         st.plotly_chart(figure, width="stretch", key=f"loss_{run.id}")
-    elif run.config.get("method") not in ("foster", "bptt"):
-        st.caption("This method selects real sequences: it has no loss curve, only an evaluation.")
+    elif not forms.has_loss_curves(method):
+        st.caption(f"{method} has no loss curve (it does not optimise synthetic data step by step), "
+                   "only an evaluation.")
 
 
 jobs = queue.jobs()
 active = [job for job in jobs if job.status in ACTIVE]
 shown = active or jobs[:1]  # the newest job stays visible after it ends, so its result is not lost
-st.session_state["distill_was_active"] = bool(active)
 
 
 @st.fragment(run_every=2.0 if active else None)
@@ -118,7 +105,7 @@ if shown:
     live_jobs()
 else:
     # No job from this app yet, but runs made elsewhere (the CLI's distill or bench) still have curves to show.
-    latest = last_run_with_curves([run.id for run in sorted(store.list(), key=lambda r: r.id)])
+    latest = forms.last_run_with_curves(store, [run.id for run in sorted(store.list(), key=lambda r: r.id)])
     if latest:
         st.subheader("Latest run")
         with st.container(border=True):
@@ -126,28 +113,27 @@ else:
 
 
 def interrupted_runs() -> None:
-    """FOSTER and bptt runs that ended without finishing: resume them from their last checkpoint, or delete them."""
-    resumable = [run for run in store.list() if run.config.get("method") in RESUMABLE
-                 and run.status.get("status") in ("interrupted", "failed", "stopped")]
+    """Runs of resumable methods that ended without finishing: resume them from their last checkpoint, or delete
+    them."""
+    resumable = forms.resumable_runs(store)
     if not resumable:
         return
     st.subheader("Interrupted runs")
-    st.caption("These runs ended before finishing (the worker was killed, the run failed or was stopped). Resume "
-               "continues from the last saved synthetic data in the same run folder; the recommender's and the "
-               "optimisers' states start again from the expert's trajectory.")
+    st.caption(f"These {' and '.join(forms.resumable_method_names())} runs ended before finishing (the worker was "
+               "killed, the run failed or was stopped). Resume continues from the last saved synthetic data in the "
+               "same run folder; the recommender's and the optimisers' states start again from the expert's "
+               "trajectory.")
     for run in resumable[:10]:
-        checkpoint = run.latest_checkpoint()
-        where = f"from step {int(checkpoint.stem.split('_')[-1])}" if checkpoint else "from the start (no checkpoint yet)"
         left, mid, right = st.columns([6, 1, 1])
         left.markdown(f"`{run.id}` · {run.config.get('method')} n={run.config.get('budget')} · "
-                      f"{run.status.get('status')}: {run.status.get('message', '')[:120]} · resumes {where}")
+                      f"{run.status.get('status')}: {run.status.get('message', '')[:120]} · "
+                      f"resumes {forms.resume_point(run)}")
         if mid.button("Resume", key=f"resume_{run.id}", disabled=bool(active)):
             try:
-                job = queue.submit(resume_spec(run, store))
+                queue.submit(resume_spec(run, store))
             except (ValueError, DataError) as exc:
                 st.error(f"Cannot resume {run.id}: {exc}")
             else:
-                st.session_state["job_id"] = job.id
                 st.rerun()
         if right.button("Delete", key=f"delete_{run.id}"):
             store.delete(run.id)
@@ -168,61 +154,55 @@ st.caption(f"Dataset: **{dataset.name}** ({dataset.num_users:,} users, {dataset.
            "Change it on the Home page.")
 
 preset_name = st.radio("Preset", list(PRESETS), horizontal=True, key="preset",
-                       format_func=lambda p: {"quick": "Quick (≈2 min, indicative)", "standard": "Standard (library defaults)"}.get(p, p))
+                       format_func=lambda p: PRESET_LABELS.get(p, p))
 preset = PRESETS[preset_name]
 st.caption(preset.description)
-methods = sorted(METHODS)
+methods = method_names()
+main = preset.methods[0] if preset.methods[0] in methods else methods[0]
 left, mid, right = st.columns(3)
-method = left.selectbox("Method", methods, index=methods.index(preset.methods[0]), key="method",
-                        help="foster: learned soft sequences; random/longest/kcenter/herding: real sequences; "
-                             "teacher: real sequences with the expert's soft labels; bptt: unrolled bi-level.")
+method = left.selectbox("Method", methods, index=methods.index(main), key="method", help=forms.methods_help())
 baselines = mid.multiselect("Also run (same budget, for comparison)", [m for m in methods if m != method],
-                            default=[m for m in preset.methods[1:] if m != method], key="baselines")
+                            default=[m for m in preset.methods[1:] if m != method and m in methods], key="baselines")
 budget = right.number_input("Budget (synthetic sequences)", min_value=1, value=preset.budgets[0], step=1, key="budget")
+st.caption(get_method(method).help)
 sweep = st.text_input("Budget sweep (optional): several budgets separated by commas, e.g. 10, 20, 50 — "
                       "one click runs every method at each", key="sweep")
 
 with st.expander("Advanced settings"):
-    st.markdown("**Distillation** (DistillConfig)")
-    selections = list(getattr(distill_module, "SELECTIONS", ("random", "longest", "kcenter", "herding")))
-    distill_values = dataclass_inputs(preset.distill, f"distill_{preset_name}", choices={
-        **{f.name: selections for f in fields(DistillConfig) if f.name.endswith("_selection")},
-        "s_update": ["penalty", "alignment"], "init_packing": ["auto", "on", "off"], "device": ["auto", "cpu", "cuda"]})
+    main_config = forms.main_method_config(method, preset)
+    st.markdown(f"**{method}** ({type(main_config).__name__}; the other methods take the fields they share with it)")
+    edited = dataclass_inputs(main_config, f"distill_{preset_name}_{method}", choices=forms.FIELD_CHOICES)
     st.markdown("**Evaluation students** (StudentConfig)")
+    student_defaults, expert_defaults = preset.student_config(), preset.expert_config()
     s_left, s_mid, s_right = st.columns(3)
-    seeds = s_left.number_input("students (seeds)", 1, 10, len(preset.student.seeds), key=f"seeds_{preset_name}")
-    student_epochs = s_mid.number_input("student epochs (max)", 1, 5000, preset.student.epochs,
+    seeds = s_left.number_input("students (seeds)", 1, 10, len(student_defaults.seeds), key=f"seeds_{preset_name}")
+    student_epochs = s_mid.number_input("student epochs (max)", 1, 5000, student_defaults.epochs,
                                         key=f"student_epochs_{preset_name}")
-    student_patience = s_right.number_input("student patience", 1, 5000, preset.student.patience,
+    student_patience = s_right.number_input("student patience", 1, 5000, student_defaults.patience,
                                             key=f"student_patience_{preset_name}")
     st.markdown("**Expert and full-data reference** (TrainConfig)")
     e_left, e_mid, e_right = st.columns(3)
-    expert_epochs = e_left.number_input("expert epochs (max)", 1, 1000, preset.expert.epochs,
+    expert_epochs = e_left.number_input("expert epochs (max)", 1, 1000, expert_defaults.epochs,
                                         key=f"expert_epochs_{preset_name}")
     threads = e_mid.number_input("worker CPU threads", 1, 64, default_threads(), key="threads",
                                  help="Torch threads of the background worker; one core is left to the app.")
     reference = e_right.checkbox("full-data reference", value=preset.reference, key=f"reference_{preset_name}",
                                  help="Train on all training data too (cached), for the ratio to full on Compare.")
 
+run_list = [method] + list(baselines)
 try:
     budgets = parse_budgets(sweep, int(budget), cached_usable_count(spec))
-    distill_cfg = DistillConfig(**distill_values)
-    student_cfg = StudentConfig(**{**preset.student.__dict__, "seeds": tuple(range(int(seeds))),
-                                   "epochs": int(student_epochs), "patience": int(student_patience)})
-    expert_cfg = TrainConfig(**{**preset.expert.__dict__, "epochs": int(expert_epochs)})
-    settings_error = None
+    new_job = forms.checked_job_spec(
+        spec, run_list, budgets, forms.shared_distill_values(preset, edited),
+        forms.student_config(preset, seeds, student_epochs, student_patience),
+        forms.expert_config(preset, expert_epochs), preset_name, int(threads), bool(reference))
 except ValueError as exc:
-    settings_error = f"Check the settings: {exc}"
-if settings_error:
-    st.error(settings_error)
+    st.error(f"Check the settings: {exc}")
 else:
-    run_list = [method] + list(baselines)
     st.caption(f"{len(run_list) * len(budgets)} run(s): {', '.join(run_list)} × budgets {', '.join(map(str, budgets))}"
                + (" + the full-data reference" if reference else ""))
     if active:
-        st.caption(f"A job is already working: a new one waits in the queue behind it.")
+        st.caption("A job is already working: a new one waits in the queue behind it.")
     if st.button("Start", type="primary", key="start"):
-        job = queue.submit(job_spec(spec, preset, run_list, budgets, distill_cfg, student_cfg, expert_cfg,
-                                    preset_name, int(threads), bool(reference)))
-        st.session_state["job_id"] = job.id
+        queue.submit(new_job)
         st.rerun()

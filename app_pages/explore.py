@@ -5,26 +5,26 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from foster_core.analysis.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame,
+                                             nearest_real_sequences, popularity_profile, position_table)
+from foster_core.app.forms import has_loss_curves, run_label
+from foster_core.app.ui import context_for_run, run_store
 from foster_core.core.data import DataError
-from foster_core.analysis.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame, nearest_real_sequences,
-                                    popularity_profile, position_table)
 from foster_core.core.sources import resolve_dataset_spec
 from foster_core.core.synthetic import SyntheticData
-from foster_core.app.ui import context_for_run, run_store, setup_page, sidebar
 
-setup_page("Explore")
 st.title("Explore")
 st.write("Each dot is a user sequence. Grey dots are real training sequences, coloured ones the synthetic sequences "
          "of a run. Synthetic data that covers the map like the real data does tends to train better recommenders.")
-sidebar()
 store = run_store()
 runs = [r for r in store.list() if r.synthetic_path.is_file() and r.config.get("method") != "full"]
-runs.sort(key=lambda r: r.config.get("method") != "foster")  # stable: newest FOSTER run first, then the rest
+# Stable: the newest runs of methods that optimise synthetic data (those with loss curves) first, then the rest.
+runs.sort(key=lambda r: not has_loss_curves(r.config.get("method")))
 if not runs:
     st.info("No synthetic data yet: start a run on the **Distill** page.")
     st.stop()
 
-labels = {r.id: f"{r.config.get('method')} n={r.config.get('budget')} · {r.config.get('dataset')} · {r.id}" for r in runs}
+labels = {r.id: run_label(r) for r in runs}
 run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="explore_run")
 run = store.get(run_id)
 try:

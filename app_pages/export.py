@@ -3,21 +3,19 @@
 import pandas as pd
 import streamlit as st
 
+from foster_core.app.forms import run_label
+from foster_core.app.ui import run_store
 from foster_core.runs.run_store import export_files
-from foster_core.app.ui import run_store, setup_page, sidebar
 
-setup_page("Export")
 st.title("Export")
 st.write("Take the synthetic data elsewhere: as tensors, as a readable table with item texts, or as plain "
          "interactions for any recommender library (generic CSV or RecBole).")
-sidebar()
 store = run_store()
 runs = [r for r in store.list() if r.synthetic_path.is_file()]
 if not runs:
     st.info("Nothing to export yet: finish a run on the **Distill** page.")
     st.stop()
-labels = {r.id: f"{r.config.get('method')} n={r.config.get('budget')} · {r.config.get('dataset')} · "
-                f"{r.status.get('status')} · {r.id}" for r in runs}
+labels = {r.id: run_label(r, status=True) for r in runs}
 run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="export_run")
 run = store.get(run_id)
 
