@@ -4,7 +4,8 @@ import plotly.express as px
 import streamlit as st
 
 from foster_core.analysis.compare import compare_table
-from foster_core.app.tables import budget_curves, full_reference_value, shown_metrics, side_by_side
+from foster_core.app.tables import (HIDDEN_STATUSES, budget_curves, full_reference_value, shown_metrics,
+                                   side_by_side, visible_rows)
 from foster_core.app.ui import cached_dataset, current_dataset_spec, run_store
 
 st.title("Compare")
@@ -23,7 +24,11 @@ except Exception:  # a broken dataset choice must not hide the runs that exist
     current = None
 dataset = st.selectbox("Dataset", datasets, index=datasets.index(current) if current in datasets else 0,
                        key="compare_dataset")
-rows = table[table["dataset"] == dataset].reset_index(drop=True)
+all_rows = table[table["dataset"] == dataset].reset_index(drop=True)
+hidden = int(all_rows["status"].isin(HIDDEN_STATUSES).sum())
+show_unfinished = st.checkbox(f"Show stopped and failed runs ({hidden})", value=False, key="compare_unfinished",
+                              disabled=not hidden, help="They have no metrics; shown here to delete them.")
+rows = visible_rows(all_rows, show_unfinished)
 if (rows["preset"] == "quick").any():
     st.warning("Rows from the **quick** preset are indicative only: a briefly trained expert, few distillation "
                "steps, one student and a short full-data reference. Use the standard preset for numbers to report.")
@@ -35,15 +40,7 @@ st.subheader("Side-by-side metrics (test split)")
 st.caption("Select rows to draw only those runs, or to delete them. *student train s*: time to train one "
            "recommender on the synthetic data; *full-data train s*: the same on all training data.")
 selection = st.dataframe(
-    shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="compare_rows",
-    column_config={
-        "budget": st.column_config.NumberColumn(format="%d"),
-        **{c: st.column_config.NumberColumn(format="%.2f×") for c in ("ndcg@10 / full", "recall@10 / full",
-                                                                    "recall@20 / full")},
-        **{c: st.column_config.NumberColumn(format="%.1f") for c in ("distill s", "student train s",
-                                                                   "full-data train s")},
-        **{c: st.column_config.NumberColumn(format="%.3f") for c in ("coverage", "popular share")},
-    })
+    shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key=f"compare_rows_{show_unfinished}")
 picked_rows = selection.selection.rows if selection else []
 picked = rows.iloc[picked_rows] if picked_rows else finished
 
@@ -58,11 +55,15 @@ else:
     full = full_reference_value(picked, finished, metric)
     if full is not None:
         figure.add_hline(y=full, line_dash="dash", annotation_text="full data")
+    if curves["budget"].nunique() == 1:  # one budget: a category axis, not a numeric range around it
+        figure.update_xaxes(type="category")
+    else:
+        figure.update_xaxes(tickmode="array", tickvals=sorted(curves["budget"].unique().tolist()))
     figure.update_layout(height=420, margin=dict(t=30, b=10))
     st.plotly_chart(figure, width="stretch", key="compare_chart")
 
 st.subheader("Delete runs")
-deletable = rows[rows["status"] != "running"]["run"].tolist()
+deletable = all_rows[all_rows["status"] != "running"]["run"].tolist()
 doomed = st.multiselect("Runs to delete", deletable,
                         default=[r for r in rows.iloc[picked_rows]["run"].tolist() if r in deletable] if picked_rows else [],
                         key="compare_delete")

@@ -6,7 +6,8 @@ advanced settings (the main method's config fields), which runs draw loss curves
 import plotly.express as px
 import streamlit as st
 
-from foster_core.analysis.progress import format_seconds, loss_frame, run_progress
+from foster_core.analysis.compare import compare_table, job_headline, run_title
+from foster_core.analysis.progress import format_seconds, loss_frame, run_progress, term_help
 from foster_core.app import forms
 from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
                                 run_store)
@@ -42,19 +43,35 @@ def show_job(job) -> None:
         with st.expander("Worker log"):
             st.code(job.log[-4000:] or "(empty)")
     elif status in ("stopped", "interrupted"):
-        st.warning(f"{status}: {state.get('message', '')}")
+        skipped = forms.skipped_runs(job, store)
+        st.warning(f"{status}: {state.get('message', '')}"
+                   + (f" · {len(skipped)} queued run(s) were skipped: {', '.join(skipped)}" if skipped else ""))
     else:
-        st.success(f"Finished: {len(job.run_ids)} run(s). See **Compare** for the metrics and **Explore** for the data.")
+        st.success(f"Finished: {len(job.run_ids)} run(s). Headline numbers below; **Compare** has every metric "
+                   "and **Explore** the data.")
+        headline = job_headline(compare_table(store), job.run_ids)
+        if not headline.empty:
+            st.dataframe(headline, hide_index=True, width="stretch", key=f"headline_{job.id}")
+            st.caption("NDCG@10 on the test split: mean ± std over the students (one student has no spread); "
+                       "ratio to a recommender trained on all the real data; speed-up of training a student.")
     total = state.get("total_runs", len(job_spec_.pairs()))
     done = min(state.get("done_runs", 0), total)
     if status in ACTIVE:
         st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
     run_id = job.current_run_id or forms.last_run_with_curves(store, job.run_ids)
-    if run_id:
+    # A finished job shows curves only when one of its runs has them (its headline table says the rest).
+    if run_id and (status in ACTIVE or forms.has_loss_curves(store_method(run_id))):
         show_run(run_id)
     if status in ACTIVE and st.button("Stop", key=f"stop_{job.id}", type="secondary"):
         job.request_stop(store)
         st.toast("Stop requested: the run stops at its next step.")
+
+
+def store_method(run_id: str):
+    try:
+        return store.get(run_id).config.get("method")
+    except RunNotFound:
+        return None
 
 
 def show_run(run_id: str) -> None:
@@ -65,7 +82,7 @@ def show_run(run_id: str) -> None:
         return
     progress = run_progress(run)
     method = run.config.get("method")
-    label = f"{method} n={run.config.get('budget')}: {progress.text}"
+    label = f"{run_title(method, run.config.get('budget'))}: {progress.text}"
     if progress.eta_seconds is not None:
         label += f" · about {format_seconds(progress.eta_seconds)} left"
     if progress.fraction is not None:
@@ -80,7 +97,9 @@ def show_run(run_id: str) -> None:
         figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
         figure.update_layout(height=420, showlegend=False, margin=dict(t=60, b=10))
         st.plotly_chart(figure, width="stretch", key=f"loss_{run.id}")
-    elif not forms.has_loss_curves(method):
+        with st.expander("What the curves mean", expanded=False):
+            st.markdown("\n".join(f"- **{term}**: {term_help(term)}" for term in frame["term"].unique()))
+    elif forms.method_spec(method) is not None and not forms.has_loss_curves(method):
         st.caption(f"{method} has no loss curve (it does not optimise synthetic data step by step), "
                    "only an evaluation.")
 
@@ -126,8 +145,7 @@ def interrupted_runs() -> None:
     for run in resumable[:10]:
         left, mid, right = st.columns([6, 1, 1])
         left.markdown(f"`{run.id}` · {run.config.get('method')} n={run.config.get('budget')} · "
-                      f"{run.status.get('status')}: {run.status.get('message', '')[:120]} · "
-                      f"resumes {forms.resume_point(run)}")
+                      f"{forms.interrupted_note(run)}")
         if mid.button("Resume", key=f"resume_{run.id}", disabled=bool(active)):
             try:
                 queue.submit(resume_spec(run, store))
@@ -163,7 +181,9 @@ left, mid, right = st.columns(3)
 method = left.selectbox("Method", methods, index=methods.index(main), key="method", help=forms.methods_help())
 baselines = mid.multiselect("Also run (same budget, for comparison)", [m for m in methods if m != method],
                             default=[m for m in preset.methods[1:] if m != method and m in methods], key="baselines")
-budget = right.number_input("Budget (synthetic sequences)", min_value=1, value=preset.budgets[0], step=1, key="budget")
+# No min_value: a 0 typed here would otherwise be refused silently by the browser and the last value kept;
+# parse_budgets says why it is refused, and Start is not offered.
+budget = right.number_input("Budget (synthetic sequences)", value=preset.budgets[0], step=1, key="budget")
 st.caption(get_method(method).help)
 sweep = st.text_input("Budget sweep (optional): several budgets separated by commas, e.g. 10, 20, 50 — "
                       "one click runs every method at each", key="sweep")

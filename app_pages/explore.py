@@ -7,8 +7,9 @@ import streamlit as st
 
 from foster_core.analysis.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame,
                                              nearest_real_sequences, popularity_profile, position_table)
-from foster_core.app.forms import has_loss_curves, run_label
-from foster_core.app.ui import context_for_run, run_store
+from foster_core.app.forms import method_spec
+from foster_core.app.tables import markdown_cells
+from foster_core.app.ui import context_for_run, pick_run, run_store
 from foster_core.core.data import DataError
 from foster_core.core.sources import resolve_dataset_spec
 from foster_core.core.synthetic import SyntheticData
@@ -17,16 +18,10 @@ st.title("Explore")
 st.write("Each dot is a user sequence. Grey dots are real training sequences, coloured ones the synthetic sequences "
          "of a run. Synthetic data that covers the map like the real data does tends to train better recommenders.")
 store = run_store()
-runs = [r for r in store.list() if r.synthetic_path.is_file() and r.config.get("method") != "full"]
-# Stable: the newest runs of methods that optimise synthetic data (those with loss curves) first, then the rest.
-runs.sort(key=lambda r: not has_loss_curves(r.config.get("method")))
-if not runs:
-    st.info("No synthetic data yet: start a run on the **Distill** page.")
-    st.stop()
-
-labels = {r.id: run_label(r) for r in runs}
-run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="explore_run")
-run = store.get(run_id)
+# Finished runs first, those of methods that optimise synthetic data (loss curves) before the rest, newest first.
+run = pick_run([r for r in store.list() if r.synthetic_path.is_file() and method_spec(r.config.get("method"))],
+               "explore_run", "No synthetic data yet: start a run on the **Distill** page.")
+run_id = run.id
 try:
     spec = resolve_dataset_spec(run.config)
     context = context_for_run(run.config, spec)
@@ -56,6 +51,28 @@ st.caption(f"{len(real_rows):,} of {len(context.train):,} real sequences shown"
            + (" (a random sample)" if len(real_rows) < len(context.train) else "")
            + f"; {len(syn_rows)} synthetic. Click a coloured dot, or lasso/box-select several, to inspect one.")
 
+options = list(range(synthetic.num_sequences))
+pick_key = f"explore_pick_{run_id}"
+
+
+def on_map_select() -> None:
+    """A click (or a lasso/box) on the map chooses the synthetic sequence before the page is drawn again, so the
+    map highlights it and the table below shows it in the same rerun."""
+    selection = (st.session_state.get("explore_map") or {}).get("selection") or {}
+    picked = [int(p["customdata"]) for p in selection.get("points", [])
+              if p.get("curve_number") == 1 and p.get("customdata") is not None]
+    if picked:
+        st.session_state["explore_selected"] = picked[0]
+        st.session_state[pick_key] = picked[0]
+    st.session_state["explore_picked_count"] = len(picked)
+
+
+def on_pick() -> None:
+    st.session_state["explore_selected"] = st.session_state[pick_key]
+
+
+selected = st.session_state.get("explore_selected", 0)
+selected = selected if selected in options else 0
 figure = go.Figure()
 figure.add_trace(go.Scattergl(x=real_rows.x, y=real_rows.y, mode="markers", name="real",
                               marker=dict(size=5, color="rgba(140,140,140,0.45)"),
@@ -65,23 +82,24 @@ figure.add_trace(go.Scattergl(x=syn_rows.x, y=syn_rows.y, mode="markers", name="
                               marker=dict(size=11, color="#e4572e", line=dict(width=1, color="white")),
                               customdata=syn_rows["index"], text=syn_rows.hover,
                               hovertemplate="synthetic #%{customdata}<br>%{text}<extra></extra>"))
-figure.update_layout(height=520, margin=dict(t=30, b=10), dragmode="lasso",
+chosen = syn_rows[syn_rows["index"] == selected]
+figure.add_trace(go.Scattergl(x=chosen.x, y=chosen.y, mode="markers", name=f"selected #{selected}",
+                              marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(width=3, color="#1b4f9c")),
+                              hoverinfo="skip"))
+# Plotly's default drag mode (zoom): a click selects a point there, while with dragmode="lasso" it does not.
+# Box and lasso stay available in the chart's tool bar.
+figure.update_layout(height=520, margin=dict(t=30, b=10), clickmode="event+select",
                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None),
-                     title=f"UMAP of {space} embeddings")
-event = st.plotly_chart(figure, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                        key="explore_map")
+                     title=f"UMAP of {space} embeddings", legend=dict(orientation="h", y=-0.02))
+st.plotly_chart(figure, width="stretch", on_select=on_map_select, selection_mode=("points", "box", "lasso"),
+                key="explore_map")
 
-picked = [int(p["customdata"]) for p in (event.selection.points if event else [])
-          if p.get("curve_number") == 1 and "customdata" in p]
-if picked:
-    st.session_state["explore_selected"] = picked[0]
-    if len(picked) > 1:
-        st.caption(f"{len(picked)} synthetic sequences selected; showing the first. Pick another below.")
-options = list(range(synthetic.num_sequences))
-selected = st.session_state.get("explore_selected", 0)
-selected = st.selectbox("Synthetic sequence", options, index=options.index(selected) if selected in options else 0,
-                        format_func=lambda j: f"#{j}: {syn_rows[syn_rows['index'] == j].hover.iloc[0]}",
-                        key=f"explore_pick_{run_id}_{selected}")
+if st.session_state.get("explore_picked_count", 0) > 1:
+    st.caption(f"{st.session_state['explore_picked_count']} synthetic sequences selected; showing the first. "
+               "Pick another below.")
+st.session_state[pick_key] = selected  # before the widget exists in this run: the map's choice shows in it
+selected = st.selectbox("Synthetic sequence", options, key=pick_key, on_change=on_pick,
+                        format_func=lambda j: f"#{j}: {syn_rows[syn_rows['index'] == j].hover.iloc[0]}")
 st.session_state["explore_selected"] = selected
 
 st.subheader(f"Synthetic sequence #{selected}, position by position")
@@ -89,8 +107,7 @@ st.caption("Each position is a distribution over items: the most probable input 
            "the next-item label distribution, and the real items whose texts are nearest to the position's "
            "expected text embedding (cosine similarity).")
 table = position_table(context, synthetic, selected)
-st.dataframe(table.drop(columns=["top input item", "top input p"]), hide_index=True, width="stretch",
-             row_height=80)
+st.table(markdown_cells(table.drop(columns=["top input item", "top input p"])), hide_index=True)
 
 st.subheader("Nearest real sequences")
 real_indices = real_rows["index"].to_numpy()

@@ -3,21 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from foster_core.app.forms import run_label
-from foster_core.app.ui import run_store
+from foster_core.app.ui import pick_run, run_store
 from foster_core.runs.run_store import export_files
 
 st.title("Export")
 st.write("Take the synthetic data elsewhere: as tensors, as a readable table with item texts, or as plain "
          "interactions for any recommender library (generic CSV or RecBole).")
 store = run_store()
-runs = [r for r in store.list() if r.synthetic_path.is_file()]
-if not runs:
-    st.info("Nothing to export yet: finish a run on the **Distill** page.")
-    st.stop()
-labels = {r.id: run_label(r, status=True) for r in runs}
-run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="export_run")
-run = store.get(run_id)
+run = pick_run([r for r in store.list() if r.synthetic_path.is_file()], "export_run",
+               "Nothing to export yet: finish a run on the **Distill** page.")
 
 for entry in export_files(run):
     left, right = st.columns([1, 2])

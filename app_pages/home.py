@@ -34,8 +34,10 @@ if source == "Bundled MovieLens":
     choose_dataset("movielens")
 elif source == "Data folder":
     if not folders:
+        looked = (f"Looked in: {data_dir()}" if data_dir() is not None
+                  else "No data folder is set (FOSTER_DATA_DIR is unset and ../shared/data does not exist).")
         st.warning(f"No dataset folders found. Set FOSTER_DATA_DIR to a folder whose sub-folders hold "
-                   f"interactions.csv + items.csv (or x.inter + x.item). Looked in: {data_dir()}")
+                   f"interactions.csv + items.csv (or x.inter + x.item). {looked}")
     else:
         names = [f.name for f in folders]
         chosen = next((f.name for f in folders if str(f) == current), names[0])
@@ -81,15 +83,19 @@ for note in dataset.notes:
     st.caption(note)
 
 left, right = st.columns(2)
-lengths = px.histogram(x=sequence_lengths(dataset), nbins=50, labels={"x": "items per user (after filtering)"},
+seq_lengths = sequence_lengths(dataset)
+lengths = px.histogram(x=seq_lengths, nbins=50, labels={"x": "items per user (after filtering)"},
                        title="Sequence lengths")
 lengths.update_layout(yaxis_title="users", height=340, margin=dict(t=50, b=10))
+if len(set(seq_lengths.tolist())) <= 10:  # a few distinct lengths: one whole-number tick each
+    lengths.update_xaxes(tickmode="array", tickvals=sorted(set(seq_lengths.tolist())))
 left.plotly_chart(lengths, width="stretch")
 curve = popularity_curve(dataset)
-tail = px.line(curve, x="item rank", y="interactions", log_y=True,
-               title=f"Item popularity long tail: top 10% of items get {head_share(dataset):.0%} of interactions")
+tail = px.line(curve, x="item rank", y="interactions", log_y=True, title="Item popularity (long tail)")
+tail.update_yaxes(dtick=1, title="interactions (log scale)")  # ticks at 1, 10, 100, ... only
 tail.update_layout(height=340, margin=dict(t=50, b=10))
 right.plotly_chart(tail, width="stretch")
+right.caption(f"The top 10% of items get {head_share(dataset):.0%} of the interactions.")
 
 st.subheader("Sample item texts")
 st.dataframe(sample_texts(dataset), hide_index=True, width="stretch")

@@ -5,6 +5,8 @@ The builders live in foster_core.testing (the benchmarks use them too); `cyclic_
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from foster_core.core.data import Dataset
@@ -35,3 +37,16 @@ def cyclic_dataset() -> Dataset:
 def isolated_cache(tmp_path, monkeypatch):
     """No test reads or writes the user's real embedding cache."""
     monkeypatch.setenv("FOSTER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def make_studio(root: Path, patch: pytest.MonkeyPatch) -> Path:
+    """A tiny dataset folder and an empty runs dir under `root`, pointed at by the app's environment variables."""
+    interactions, items = cyclic_tables()
+    (root / "tiny").mkdir()
+    interactions.to_csv(root / "tiny" / "interactions.csv", index=False)
+    items.to_csv(root / "tiny" / "items.csv", index=False)
+    patch.setenv("FOSTER_DATASET", str(root / "tiny"))
+    patch.setenv("FOSTER_RUNS_DIR", str(root / "runs"))
+    patch.setenv("FOSTER_DATA_DIR", str(root))
+    patch.setenv("FOSTER_JOB_THREADS", "1")
+    return root

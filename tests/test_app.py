@@ -17,9 +17,10 @@ from foster_core.methods.coresets import SELECTIONS
 from foster_core.methods.sparse import PACKING
 from foster_core.runs.jobs import JobQueue, job_configs
 from foster_core.runs.presets import PRESETS
+from foster_core.analysis.progress import TERM_HELP
 from foster_core.runs.run_store import export_files
 
-from conftest import cyclic_tables
+from conftest import make_studio
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -48,19 +49,6 @@ def test_home_page_renders_the_bundled_dataset():
     assert home.title[0].value == "FOSTER Studio"
     assert [m.value for m in home.metric][0] == "671"
     assert "Dataset: **movielens**" in sidebar_text(home)
-
-
-def make_studio(root: Path, patch: pytest.MonkeyPatch) -> Path:
-    """A tiny dataset folder and an empty runs dir under `root`, pointed at by the app's environment variables."""
-    interactions, items = cyclic_tables()
-    (root / "tiny").mkdir()
-    interactions.to_csv(root / "tiny" / "interactions.csv", index=False)
-    items.to_csv(root / "tiny" / "items.csv", index=False)
-    patch.setenv("FOSTER_DATASET", str(root / "tiny"))
-    patch.setenv("FOSTER_RUNS_DIR", str(root / "runs"))
-    patch.setenv("FOSTER_DATA_DIR", str(root))
-    patch.setenv("FOSTER_JOB_THREADS", "1")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -172,19 +160,47 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     # The job's most informative run is the one with loss curves (foster's), drawn from its step events.
     assert foster_run.step_events and foster_run.config["distill"]["steps"] == PRESETS["quick"].distill["steps"]
     assert any(f"Loss terms of run {foster_run.id}" in c.proto.spec for c in distill.get("plotly_chart"))
+    # Every logged term has its own one-line explanation (defect 6).
+    terms = {term for event in foster_run.step_events for term in event.values}
+    assert terms and all(term in TERM_HELP for term in terms)
+    explained = " ".join(m.value for m in distill.markdown)
+    assert all(f"**{term}**: {TERM_HELP[term]}" in explained for term in terms)
+    # The finished job's headline numbers (defect 5): NDCG@10 of each run, its ratio to full, the reference named.
+    [headline] = [d.value for d in distill.dataframe if "ndcg@10 / full" in d.value]
+    assert list(headline["run"]) and "foster n=5" in set(headline["run"]) and "random n=5" in set(headline["run"])
+    foster_line = headline[headline["run"] == "foster n=5"].iloc[0]
+    assert foster_line["ndcg@10"].endswith("(1 student)") and foster_line["ndcg@10 / full"].endswith("×")
+    page_text = " ".join(str(e.value) for kind in ("caption", "markdown", "warning", "info") for e in distill.get(kind))
+    assert "n=None" not in page_text and "n=None" not in headline.to_string()
+    assert "has no loss curve" not in page_text
 
     compare = open_app("Compare")
     assert not compare.exception
     table = compare.dataframe[0].value
     assert set(table["method"]) == {"foster", "random", "full"}
+    # Defect 4: the ratios come right after method and budget; one student reads "1 student", not "± 0.0000";
+    # the full row's budget is "all"; no cell reads None.
+    assert list(table.columns[:3]) == ["method", "budget", "ndcg@10 / full"]
     foster = table[table["method"] == "foster"].iloc[0]
-    assert "±" in foster["ndcg@10 (mean ± std)"] and foster["ndcg@10 / full"] > 0
+    assert foster["ndcg@10 (mean ± std)"].endswith("(1 student)") and float(foster["ndcg@10 / full"].rstrip("×")) > 0
+    assert table[table["method"] == "full"].iloc[0]["budget"] == "all"
+    assert not table.isin(["None", "nan", None]).any().any()
     assert compare.warning  # quick numbers are flagged as indicative
-    assert compare.get("plotly_chart")  # metric vs budget
+    [chart] = compare.get("plotly_chart")  # metric vs budget: one budget, so a category axis (no 4..6 range)
+    assert '"type":"category"' in chart.proto.spec.replace(" ", "")
+
+    # Defect 3: with no choice made, Explore and Export open on the finished foster run (it has loss curves),
+    # and Explore's run list shows each run's status.
+    explore = open_app("Explore")
+    assert not explore.exception
+    run_box = explore.selectbox(key="explore_run")
+    assert run_box.value == foster_run.id and "finished" in run_box.format_func(run_box.value)
+    export = open_app("Export")
+    assert not export.exception and export.selectbox(key="export_run").value == foster_run.id
 
     explore = open_app("Explore", {"explore_run": foster_run.id, "explore_selected": 2})
     assert not explore.exception
-    positions = explore.dataframe[0].value
+    positions = explore.table[0].value  # a static table: texts wrap and every column shows (defect 7)
     assert "Synthetic sequence #2" in [h.value for h in explore.subheader][0]
     assert positions["input items (p)"].str.contains("item number").all()
     assert positions["nearest real item texts"].str.contains("of the cycle").all()

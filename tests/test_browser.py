@@ -145,3 +145,51 @@ def test_every_page_draws_its_charts_without_an_exception(app_url):
         ASSETS.mkdir(parents=True, exist_ok=True)
         for _, name, _, _ in PAGES:
             shutil.copyfile(SHOTS / f"{name}.png", ASSETS / f"{name}.png")
+
+
+FIND_DOT = """() => {
+    // The centre, in page pixels, of a synthetic dot (not the selected #0) with no other synthetic dot near it.
+    const gd = document.querySelector('.js-plotly-plot');
+    const trace = gd._fullData.find(t => t.name === 'synthetic');
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, rect = gd.getBoundingClientRect();
+    const points = Array.from(trace.x, (x, i) => ({x: rect.left + xa._offset + xa.l2p(x),
+                                                  y: rect.top + ya._offset + ya.l2p(trace.y[i]),
+                                                  id: trace.customdata[i]}));
+    let best = null, bestGap = -1;
+    for (const p of points) {
+        if (p.id === 0) continue;
+        const gap = Math.min(...points.filter(q => q !== p).map(q => Math.hypot(q.x - p.x, q.y - p.y)));
+        if (gap > bestGap) { best = p; bestGap = gap; }
+    }
+    return best;
+}"""
+
+
+def test_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(app_url):
+    """Defects 1 and 7: Explore opens on the finished run, a click (not only a lasso) picks a sequence, the map
+    rings it, and the position table shows every column, the nearest real item texts included, at 1400 px."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"{app_url}/explore", wait_until="domcontentloaded")
+            wait_until_drawn(page, 2)
+            assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
+            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+            dot = page.evaluate(FIND_DOT)
+            assert dot is not None
+            page.mouse.move(dot["x"], dot["y"])
+            page.wait_for_timeout(300)
+            page.mouse.click(dot["x"], dot["y"])
+            heading = f"Synthetic sequence #{dot['id']}"
+            page.wait_for_function("(text) => Array.from(document.querySelectorAll('h3')).some(h => "
+                                   "h.innerText.includes(text))", arg=heading, timeout=30_000)
+            wait_until_drawn(page, 2)
+            names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
+            assert f"selected #{dot['id']}" in names  # the ring drawn around the chosen dot
+            header = page.get_by_role("columnheader", name="nearest real item texts")
+            box = header.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1400
+            page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
+        finally:
+            browser.close()

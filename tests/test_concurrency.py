@@ -22,7 +22,7 @@ from foster_core.methods import all_methods
 from foster_core.runs.jobs import ACTIVE, JobQueue, JobSpec
 from foster_core.runs.run_store import RunStore
 
-from conftest import cyclic_tables
+from conftest import make_studio
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -33,15 +33,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 def studio(tmp_path, monkeypatch):
-    interactions, items = cyclic_tables()
-    (tmp_path / "tiny").mkdir()
-    interactions.to_csv(tmp_path / "tiny" / "interactions.csv", index=False)
-    items.to_csv(tmp_path / "tiny" / "items.csv", index=False)
-    monkeypatch.setenv("FOSTER_DATASET", str(tmp_path / "tiny"))
-    monkeypatch.setenv("FOSTER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FOSTER_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("FOSTER_JOB_THREADS", "1")
-    return tmp_path
+    return make_studio(tmp_path, monkeypatch)
 
 
 def open_distill() -> AppTest:

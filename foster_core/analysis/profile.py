@@ -26,5 +26,15 @@ def head_share(dataset: Dataset, share: float = 0.1) -> float:
 
 def sample_texts(dataset: Dataset, n: int = 10, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    picks = np.sort(rng.choice(dataset.num_items, min(n, dataset.num_items), replace=False))
-    return pd.DataFrame({"item_id": [dataset.item_ids[i] for i in picks], "text": [dataset.item_texts[i] for i in picks]})
+    picks = rng.choice(dataset.num_items, min(n, dataset.num_items), replace=False)
+    frame = pd.DataFrame({"item_id": [dataset.item_ids[i] for i in picks], "text": [dataset.item_texts[i] for i in picks]})
+    return frame.iloc[sorted(range(len(frame)), key=lambda i: id_sort_key(frame["item_id"].iloc[i]))].reset_index(drop=True)
+
+
+def id_sort_key(item_id) -> tuple:
+    """Numeric ids in numeric order (2 before 10), then any other ids as text."""
+    text = str(item_id)
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)

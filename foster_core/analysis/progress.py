@@ -41,6 +41,30 @@ def run_progress(run: Run) -> Progress:
     return Progress(None, f"{status.get('message', 'starting')}{elapsed}", None, steps)
 
 
+# One line per logged term: what it measures and what a healthy curve looks like (the Distill page's help).
+TERM_HELP: dict[str, str] = {
+    "loss_real": "next-item loss of the outer recommender on a batch of real sequences. It follows the "
+                 "recommender's trajectory, which restarts at each reset, so it need not fall steadily; a healthy "
+                 "run keeps it bounded rather than climbing without end.",
+    "loss_syn": "loss of the outer recommender on the synthetic data. It jumps at every trajectory reset (the "
+                "recommender restarts from a checkpoint of the expert's training) and falls between resets: expected.",
+    "loss_syn_inner": "loss on the synthetic data of the inner recommender, trained on the synthetic data alone; "
+                      "it should sit at or below loss_syn.",
+    "gap": "loss_syn minus loss_syn_inner: how far the real-data recommender is from fitting the synthetic data "
+           "as well as the inner one does. Near 0 and stable is healthy; the penalty pushes it down.",
+    "loss_reg": "text-smoothness regulariser: items with similar texts should be followed by similar items. It "
+                "should fall or stay flat.",
+    "lambda": "penalty weight on the gap; it rises linearly over the steps by design (not a loss).",
+    "label_entropy": "entropy of the synthetic next-item labels: how spread out they are. A slow decline means "
+                     "the labels become more decisive; a collapse to 0 means one-hot labels.",
+}
+
+
+def term_help(term: str) -> str:
+    """The one-line explanation of a logged term (a plain note for a term without one)."""
+    return TERM_HELP.get(term, "a value the method logs at each step.")
+
+
 def loss_frame(steps: list[StepEvent]) -> pd.DataFrame:
     """Long format (step, term, value) of every logged value, for one line per term."""
     rows = [{"step": e.step, "term": k, "value": v} for e in steps for k, v in e.values.items()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..analysis.compare import run_title
 from ..core.training import TrainConfig
 from ..methods.coresets import SELECTIONS
 from ..methods.registry import MethodSpec, all_methods, get_method, method_names
@@ -100,7 +101,41 @@ def resume_point(run: Run) -> str:
     return f"from step {Run.checkpoint_step(checkpoint)}" if checkpoint else "from the start (no checkpoint yet)"
 
 
-def run_label(run: Run, status: bool = False) -> str:
-    """How a run is named in the select boxes: method, budget, dataset (and status), id."""
+def interrupted_note(run: Run) -> str:
+    """One sentence on an interrupted run that does not contradict itself: what was kept and where Resume
+    starts (the run's own message may say the synthetic data was saved while no checkpoint exists yet)."""
+    state = run.status.get("status")
+    checkpoint = run.latest_checkpoint()
+    what = "stopped on request" if state == "stopped" else (state or "ended")
+    if checkpoint:
+        step = Run.checkpoint_step(checkpoint)
+        return f"{what} · checkpoint at step {step}: Resume continues from step {step}"
+    kept = "its synthetic data so far can be explored and exported; " if run.synthetic_path.is_file() else ""
+    return f"{what} before its first checkpoint · {kept}Resume starts again from step 0"
+
+
+def skipped_runs(job, store: RunStore) -> list[str]:
+    """The (method, budget) runs of a stopped job that never started, as 'method n=budget'."""
+    started = set()
+    for run_id in job.run_ids:
+        try:
+            config = store.get(run_id).config
+        except RunNotFound:
+            continue
+        started.add((config.get("method"), config.get("budget")))
+    return [run_title(method, budget) for method, budget in job.spec.pairs() if (method, budget) not in started]
+
+
+def browsing_order(runs: list[Run]) -> list[Run]:
+    """Runs as Explore and Export offer them: finished first, methods with loss curves (those that optimise
+    synthetic data) before the rest, newest first within each (the store lists newest first)."""
+    return sorted(runs, key=lambda r: (r.status.get("status") != "finished",
+                                       not has_loss_curves(r.config.get("method"))))
+
+
+def run_label(run: Run, status: bool = True) -> str:
+    """How a run is named in the select boxes: method and budget ('full data' for the reference), dataset,
+    status, id."""
     middle = f" · {run.status.get('status')}" if status else ""
-    return f"{run.config.get('method')} n={run.config.get('budget')} · {run.config.get('dataset')}{middle} · {run.id}"
+    title = run_title(run.config.get("method"), run.config.get("budget"))
+    return f"{title} · {run.config.get('dataset')}{middle} · {run.id}"

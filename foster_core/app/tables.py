@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
-from ..analysis.compare import mean_std
+from ..analysis.compare import budget_label, format_number, mean_std
 
 METRICS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 RATIOS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
-COSTS = ("seeds", "distill s", "student train s", "full-data train s", "coverage", "popular share")
+COSTS = {"seeds": "{:.0f}", "distill s": "{:.1f}", "student train s": "{:.1f}", "full-data train s": "{:.1f}",
+         "coverage": "{:.3f}", "popular share": "{:.3f}"}
+HIDDEN_STATUSES = ("stopped", "failed", "interrupted")  # no metrics: shown only when asked for
 
 
 def shown_metrics(rows: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m in rows]
 
 
+def visible_rows(rows: pd.DataFrame, show_unfinished: bool) -> pd.DataFrame:
+    """The rows of the table: stopped, failed and interrupted runs only when asked for."""
+    if show_unfinished or rows.empty:
+        return rows.reset_index(drop=True)
+    return rows[~rows["status"].isin(HIDDEN_STATUSES)].reset_index(drop=True)
+
+
 def side_by_side(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per run: method, budget, preset, status, each metric as mean ± std, ratios to full, costs."""
-    shown = rows[["method", "budget", "preset", "status"]].copy()
+    """One line per run, as text cells ('–' where a value is missing): method, budget ('all' for the full-data
+    reference), the ratios to full first, then each metric as mean ± std ('1 student' where there is no
+    spread), status, preset, costs and the run id."""
+    shown = pd.DataFrame({"method": rows["method"],
+                          "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])]},
+                         index=rows.index)
+    for column in RATIOS:
+        if column in rows:
+            shown[column] = [format_number(v, "{:.2f}×") for v in rows[column]]
     for metric in shown_metrics(rows):
         shown[f"{metric} (mean ± std)"] = mean_std(rows, metric)
-    for column in RATIOS + COSTS:
+    shown["status"] = rows["status"].fillna("–")
+    shown["preset"] = rows["preset"].fillna("").replace("", "–")
+    for column, pattern in COSTS.items():
         if column in rows:
-            shown[column] = rows[column]
+            shown[column] = [format_number(v, pattern) for v in rows[column]]
     shown["run"] = rows["run"]
     return shown
 
@@ -46,3 +66,15 @@ def full_reference_value(picked: pd.DataFrame, finished: pd.DataFrame, metric: s
             if not full.empty:
                 return float(full[metric].iloc[0])
     return None
+
+
+def markdown_text(text) -> str:
+    """A cell of st.table (which reads Markdown and wraps it): Markdown's special characters escaped, and the
+    cell's lines (a table cell cannot break a line) joined by a middle dot."""
+    escaped = re.sub(r"([\\`*_{}\[\]()#+\-!|$<>~])", r"\\\1", str(text))
+    return " · ".join(line.strip() for line in escaped.split("\n") if line.strip())
+
+
+def markdown_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every text cell of `frame` as markdown_text, so long item texts wrap and keep their line breaks."""
+    return frame.apply(lambda column: column.map(markdown_text) if column.dtype == object else column)

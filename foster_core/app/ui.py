@@ -20,7 +20,8 @@ from ..core.training import TrainConfig
 from ..methods.expert import DistillContext
 from ..runs.experiment import build_context
 from ..runs.jobs import JobQueue
-from ..runs.run_store import RunStore
+from ..runs.run_store import Run, RunStore
+from .forms import browsing_order, run_label
 
 DATASET_KEY = "dataset_spec"
 
@@ -108,3 +109,15 @@ def dataclass_inputs(config: Any, key_prefix: str, choices: dict[str, list[str]]
         elif isinstance(value, str):
             edited[f.name] = column.text_input(f.name, value=value, key=key)
     return edited
+
+
+def pick_run(runs: list[Run], key: str, empty: str) -> Run:
+    """A run chosen in a select box, finished runs and methods with loss curves first, each labelled with its
+    status; with no run the page says `empty` and stops."""
+    runs = browsing_order(runs)
+    if not runs:
+        st.info(empty)
+        st.stop()
+    labels = {r.id: run_label(r, status=True) for r in runs}
+    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key=key)
+    return next(r for r in runs if r.id == run_id)

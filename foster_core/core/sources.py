@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from .atomic import atomic_write
@@ -65,7 +66,7 @@ def save_upload(interactions_name: str, interactions: bytes, items_name: str, it
     if (inter_suffix == ".inter") != (item_suffix == ".item"):
         raise DataError("RecBole files come in pairs: upload an .inter file with its .item file.")
     digest = hashlib.sha256(interactions + b"\0" + items).hexdigest()[:16]
-    folder = (root or upload_dir()) / f"upload-{digest}"
+    folder = (root or upload_dir()) / f"{upload_stem(interactions_name)}-{digest[:8]}"
     folder.mkdir(parents=True, exist_ok=True)
     if inter_suffix == ".inter":
         names = ("upload.inter", "upload.item")
@@ -75,6 +76,13 @@ def save_upload(interactions_name: str, interactions: bytes, items_name: str, it
         # Atomic: a session killed mid-write leaves the old file or none, never half an upload.
         atomic_write(folder / name, lambda tmp, content=content: Path(tmp).write_bytes(content))
     return folder
+
+
+def upload_stem(name: str) -> str:
+    """The upload folder's readable part: the interactions file's name without suffix, as letters, digits,
+    '_' and '-' only (never a path), or 'upload' when nothing is left."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name.replace("\\", "/")).stem).strip("_-.")[:40]
+    return stem or "upload"
 
 
 def upload_error_message(error: Exception, folder: Path, interactions_name: str, items_name: str) -> str:
