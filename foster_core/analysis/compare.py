@@ -15,9 +15,10 @@ MISSING = "–"  # how every table cell without a value reads
 def compare_table(store: RunStore) -> pd.DataFrame:
     """One row per run: test metrics mean ± std, ratio to the matching full-data run, costs, status."""
     rows = []
-    for run in store.list():
+    runs = store.list()  # listed once: each row's reference is looked up in it, not in a new listing
+    for run in runs:
         config, results, status = run.config, run.results, run.status
-        reference = store.find_reference(config) if config.get("method") != FULL else run
+        reference = store.find_reference(config, runs) if config.get("method") != FULL else run
         row = {"run": run.id, "method": config.get("method"), "budget": config.get("budget"),
                "dataset": config.get("dataset"), "preset": config.get("preset", ""),
                "status": status.get("status"), "created": config.get("created", "")}

@@ -7,8 +7,10 @@ import re
 import pandas as pd
 
 from ..analysis.compare import budget_label, format_number, mean_std
+from ..runs.evaluator import HEADLINE
+from ..runs.experiment import FULL
 
-METRICS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
+METRICS = HEADLINE
 RATIOS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
 COSTS = {"seeds": "{:.0f}", "distill s": "{:.1f}", "student train s": "{:.1f}", "full-data train s": "{:.1f}",
          "coverage": "{:.3f}", "popular share": "{:.3f}"}
@@ -51,7 +53,7 @@ def budget_curves(picked: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean and std of `metric` per (method, budget) of the distillation runs among `picked`, by budget."""
     if metric not in picked:
         return pd.DataFrame(columns=["method", "budget", "mean", "std"])
-    curves = picked[(picked["method"] != "full") & picked[metric].notna()]
+    curves = picked[(picked["method"] != FULL) & picked[metric].notna()]
     std = f"{metric} std"
     curves = curves.assign(**{std: curves[std] if std in curves else float("nan")})
     return curves.groupby(["method", "budget"], as_index=False).agg(
@@ -62,7 +64,7 @@ def full_reference_value(picked: pd.DataFrame, finished: pd.DataFrame, metric: s
     """The full-data reference's `metric`: of a picked full run, else of any finished one."""
     for frame in (picked, finished):
         if metric in frame:
-            full = frame[(frame["method"] == "full") & frame[metric].notna()]
+            full = frame[(frame["method"] == FULL) & frame[metric].notna()]
             if not full.empty:
                 return float(full[metric].iloc[0])
     return None

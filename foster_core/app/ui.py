@@ -6,12 +6,12 @@ calls `setup_page` and `sidebar` once per script run, before the chosen page run
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 import streamlit as st
 
-from ..core.config import from_dict
+from ..core.config import from_dict, to_dict
 from ..core.data import Dataset, usable_sequence_count
 from ..core.loaders import load_dataset
 from ..core.model import ModelConfig
@@ -65,8 +65,8 @@ def cached_context(spec: str, model_json: str, expert_json: str) -> DistillConte
 
 
 def context_for_run(config: dict, spec: str) -> DistillContext:
-    model = asdict(from_dict(ModelConfig, config.get("model", {})))
-    expert = asdict(from_dict(TrainConfig, config.get("expert", {})))
+    model = to_dict(from_dict(ModelConfig, config.get("model", {})))
+    expert = to_dict(from_dict(TrainConfig, config.get("expert", {})))
     return cached_context(spec, json.dumps(model, sort_keys=True), json.dumps(expert, sort_keys=True))
 
 
@@ -91,7 +91,7 @@ def dataclass_inputs(config: Any, key_prefix: str, choices: dict[str, list[str]]
                      skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """One input per field of a dataclass config, defaults taken from `config`; returns the edited values."""
     choices = choices or {}
-    values = asdict(config)
+    values = to_dict(config)
     edited = {}
     columns = st.columns(3)
     for index, f in enumerate(x for x in fields(config) if x.name not in skip):

@@ -9,7 +9,7 @@ test metrics as mean and std over seeds, with full ranking and no sampled negati
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ def evaluate_full(context: DistillContext, student: StudentConfig | None = None)
         return json.loads(cache.read_text())
     tests, valids, seconds = [], [], []
     for seed in student.seeds:
-        cfg = TrainConfig(**{**asdict(context.expert_cfg), "seed": seed, "device": student.device})
+        cfg = replace(context.expert_cfg, seed=seed, device=student.device)
         result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg)
         tests.append(evaluate_model(result.model, context.split, "test"))
         valids.append(result.best_valid)

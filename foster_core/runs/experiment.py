@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ from ..core.training import EpochCallback, TrainConfig, train_on_sequences
 from ..methods.expert import DistillContext
 from ..methods.registry import get_method
 from .evaluator import StudentConfig, evaluate_full
-from .run_store import Run, RunStore
+from .run_store import FULL, Run, RunStore
 from .runner import run_config, run_method
 
 
@@ -71,9 +70,9 @@ def train_full_data(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "dataset": dataset.stats(),
         "config": {
-            "model": asdict(model_cfg),
-            "train": asdict(train_cfg),
-            "encoder": asdict(encoder_cfg),
+            "model": to_dict(model_cfg),
+            "train": to_dict(train_cfg),
+            "encoder": to_dict(encoder_cfg),
         },
         "device": str(device),
         "machine": machine_description(device),
@@ -100,9 +99,6 @@ def build_context(dataset: Dataset, model_cfg: ModelConfig | None = None, expert
     text_embeddings = encode_items(dataset, encoder_cfg, expert_cfg.device, cache_dir, encode_progress)
     return DistillContext(dataset, text_embeddings, model_cfg or ModelConfig(), expert_cfg,
                           Path(cache_dir) if cache_dir else None)
-
-
-FULL = "full"  # the full-data reference's name in the run store and the bench table (not a method)
 
 
 def record_full_run(context: DistillContext, student: StudentConfig, store: RunStore,

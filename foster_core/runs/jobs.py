@@ -288,7 +288,7 @@ class _JobRunStore(RunStore):
         run = super().create(method, {**config, "job": self.job.id, "preset": self.job.spec.preset,
                                           "dataset_spec": self.job.spec.dataset})
         self.job.update(current_run=run.id, run_ids=self.job.run_ids + [run.id], status="running",
-                        message="full-data reference" if method == "full" else f"{method}: distilling")
+                        message="full-data reference" if method == FULL else f"{method}: distilling")
         return run
 
 

@@ -33,6 +33,7 @@ from ..methods.events import LoggedEvent, StepEvent, event_from_record
 RUNS_ENV = "FOSTER_RUNS_DIR"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("running", "finished", "failed", "stopped", "interrupted")
+FULL = "full"  # the full-data reference's name in the run store and the bench table (not a method)
 
 
 class RunNotFound(KeyError):
@@ -231,12 +232,12 @@ class RunStore:
                 and (p / "config.json").is_file()]
         return sorted(runs, key=lambda r: r.id, reverse=True)
 
-    def find_reference(self, config: dict) -> Run | None:
+    def find_reference(self, config: dict, runs: list[Run] | None = None) -> Run | None:
         """The newest finished full-data run that matches `config`: the same dataset, recommender, expert
         and students. The one definition of "the matching full-data run" (Compare's ratio, a job's check
-        whether its reference exists already)."""
-        for run in self.list():
-            if run.config.get("method") == "full" and run.results and same_setup(run.config, config):
+        whether its reference exists already). `runs`: the store's listing, when the caller has it already."""
+        for run in self.list() if runs is None else runs:
+            if run.config.get("method") == FULL and run.results and same_setup(run.config, config):
                 return run
         return None
 

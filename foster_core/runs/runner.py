@@ -17,7 +17,7 @@ from ..core.export import write_exports
 from ..core.config import to_dict
 from ..core.runtime import PeakMemory, resolve_device
 from ..core.synthetic import SyntheticData
-from ..methods.events import Checkpoint, Event, LoggedEvent
+from ..methods.events import Checkpoint, Event, LoggedEvent, StepEvent
 from ..methods.expert import DistillContext
 from ..methods.registry import check_budget, distill, get_method
 from .card import write_card
@@ -127,7 +127,7 @@ def resume_point(run: Run) -> Checkpoint | None:
 
 def check_finite(event: LoggedEvent) -> None:
     """A loss that became NaN or infinite ends the run with a message instead of training on garbage."""
-    losses = event.losses() if hasattr(event, "losses") else {}
+    losses = event.losses() if isinstance(event, StepEvent) else {}
     bad = [k for k, v in losses.items() if not np.isfinite(v)]
     if bad:
         raise FloatingPointError(
