@@ -23,6 +23,7 @@ from .atomic import atomic_write
 from .data import PAD_ID, Split, pad_left, usable
 from .evaluation import evaluate_model
 from .model import ModelConfig, TextSASRec
+from .synthetic import SyntheticData
 from .runtime import autocast, check_precision, resolve_device, seed_everything
 
 EpochCallback = Callable[[dict], None]
@@ -138,6 +139,20 @@ def train_on_soft(
 
     tensors = (soft_inputs.float(), soft_targets.float(), mask.bool())
     return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback)
+
+
+def train_on_synthetic(
+    text_embeddings: torch.Tensor,
+    synthetic: SyntheticData,
+    split: Split | None = None,
+    model_cfg: ModelConfig | None = None,
+    cfg: TrainConfig | None = None,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    """Train a student on synthetic data alone (how every method is evaluated): soft inputs and soft labels
+    over each position's candidate items. Equal to `train_on_soft` on `synthetic.dense(M)`."""
+    inputs, labels, mask = synthetic.dense(text_embeddings.shape[0])
+    return train_on_soft(text_embeddings, inputs, labels, split, model_cfg, cfg, callback, mask)
 
 
 def fit(

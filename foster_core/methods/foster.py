@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..core.runtime import resolve_device, seed_everything
 from ..core.synthetic import SyntheticData
-from ..core.training import TrainConfig, item_subset, load_checkpoint, next_item_pairs, train_on_soft
+from ..core.training import TrainConfig, item_subset, load_checkpoint, next_item_pairs, train_on_synthetic
 from .events import CandidateScored, CandidateSelected, Checkpoint, EventCallback, StepEvent, StopCheck
 from .expert import DistillContext
 from .registry import MethodSpec, register
@@ -189,10 +189,9 @@ def distill_foster(context: DistillContext, budget: int, config: FosterConfig, o
 
 def holdout_score(context: DistillContext, synthetic: SyntheticData, config: FosterConfig) -> float:
     """NDCG@10 on the training split's holdout of a quick student trained on `synthetic` alone."""
-    inputs, labels, mask = synthetic.dense(context.num_items)
     cfg = TrainConfig(epochs=config.select_epochs, batch_size=max(1, synthetic.num_sequences), lr=3e-3,
                       patience=max(10, config.select_epochs // 3), eval_every=5, seed=config.seed, device=config.device)
-    result = train_on_soft(context.text_embeddings, inputs, labels, context.holdout, context.model_cfg, cfg, mask=mask)
+    result = train_on_synthetic(context.text_embeddings, synthetic, context.holdout, context.model_cfg, cfg)
     return float(result.best_valid["ndcg@10"])
 
 

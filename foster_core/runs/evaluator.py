@@ -18,7 +18,7 @@ from ..core.atomic import atomic_write_json
 from ..core.data import popular_items, usable
 from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
-from ..core.training import TrainConfig, train_on_sequences, train_on_soft
+from ..core.training import TrainConfig, train_on_sequences, train_on_synthetic
 from ..methods.expert import DistillContext
 
 HEADLINE = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
@@ -42,12 +42,11 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, student: StudentConfig | None = None) -> dict:
     student = student or StudentConfig()
-    inputs, labels, mask = synthetic.dense(context.num_items)
     tests, valids, seconds = [], [], []
     for seed in student.seeds:
         cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
                           patience=student.patience, eval_every=student.eval_every, seed=seed, device=student.device)
-        result = train_on_soft(context.text_embeddings, inputs, labels, context.split, context.model_cfg, cfg, mask=mask)
+        result = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg, cfg)
         tests.append(evaluate_model(result.model, context.split, "test"))
         valids.append(result.best_valid)
         seconds.append(result.seconds)
