@@ -21,7 +21,7 @@ from .methods.expert import DistillContext
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
-from .runs.evaluator import StudentConfig
+from .runs.evaluator import EpochReporter, StudentConfig, format_duration
 from .runs.experiment import FULL, build_context, run_bench, train_full_data
 from .runs.resume import resume_in_foreground
 from .runs.run_store import RunNotFound, RunStore
@@ -164,9 +164,42 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
     encoding.close()
     for budget in budgets:  # before minutes of expert training, not after
         check_budget(context, budget)
-    print("Expert (training split, epoch chosen on its own holdout): loading or training...", flush=True)
+    if context.expert_cached():
+        print("Expert (training split, epoch chosen on its own holdout): cached", flush=True)
+    else:
+        print(f"Expert: training on the training split, epoch chosen on its own holdout "
+              f"({len(context.holdout.train)} users)", flush=True)
+        context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, _say)
     context.expert()
+    print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)
     return context
+
+
+def _say(line: str) -> None:
+    print(f"  {line}", flush=True)
+
+
+class _EventLines:
+    """A method's events as progress lines for logs: a step line every tenth of the run (with the loss terms,
+    seconds per step and time left), and one line per candidate scored in the selection phase."""
+
+    def __init__(self, label: str):
+        self.label, self.last_tenth = label, -1
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, CandidateScored):
+            _say(f"{self.label}: selection, candidate {event.candidate}/{event.candidates} (S after step "
+                 f"{event.step}): holdout NDCG@10 {event.holdout_ndcg:.4f}")
+        elif isinstance(event, CandidateSelected):
+            _say(f"{self.label}: kept S after step {event.step} (holdout NDCG@10 {event.holdout_ndcg:.4f})")
+        elif isinstance(event, StepEvent) and event.of:
+            tenth = 10 * event.step // event.of
+            if tenth > self.last_tenth:
+                self.last_tenth = tenth
+                per_step = event.seconds / max(event.step, 1)
+                losses = ", ".join(f"{k} {v:.3f}" for k, v in event.losses().items())
+                _say(f"{self.label}: step {event.step}/{event.of}, {losses}; {per_step:.2f} s/step, "
+                     f"{format_duration(per_step * (event.of - event.step))} left")
 
 
 def _method_values(args: argparse.Namespace) -> dict:
@@ -191,7 +224,8 @@ def _command_distill(args: argparse.Namespace) -> int:
             bar.set(event.step, event.of, **{k: f"{v:.3f}" for k, v in event.losses().items()})
 
     outcome = run_method(context, args.method, args.budget, get_method(args.method).config(_method_values(args)),
-                         _student_config(args), RunStore(args.runs_dir), on_event=on_event)
+                         _student_config(args), RunStore(args.runs_dir), on_event=on_event,
+                         progress=lambda line: (bar.close(), _say(line)))
     bar.close()
     print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
     if outcome.results:
@@ -206,8 +240,14 @@ def _command_bench(args: argparse.Namespace) -> int:
     context = _context_from_args(args, args.budgets)
     values = _method_values(args)
     configs = {m: get_method(m).config(values) for m in args.methods if m != FULL}
+    lines = _EventLines("")
+
+    def new_run(label: str) -> None:
+        lines.label, lines.last_tenth = label, -1
+        print(f"- {label}", flush=True)
+
     report = run_bench(context, args.methods, args.budgets, configs, _student_config(args),
-                       RunStore(args.runs_dir), progress=lambda label: print(f"- {label}", flush=True))
+                       RunStore(args.runs_dir), progress=new_run, details=_say, on_event=lines)
     return _finish(format_bench_table(report), report, args.out)
 
 

@@ -45,10 +45,10 @@ def test_training_batches_never_contain_valid_or_test_items(monkeypatch):
     seen: list[torch.Tensor] = []
     original = TextSASRec.forward
 
-    def spy(self, seqs):
+    def spy(self, seqs, *args, **kwargs):
         if self.training:
             seen.append(seqs.clone())
-        return original(self, seqs)
+        return original(self, seqs, *args, **kwargs)
 
     monkeypatch.setattr(TextSASRec, "forward", spy)
     train_on_sequences(random_text_embeddings(dataset.num_items), split.train, split, SMALL,

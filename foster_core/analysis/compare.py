@@ -32,12 +32,29 @@ def compare_table(store: RunStore) -> pd.DataFrame:
                     row[f"{metric} / full"] = test[metric]["mean"] / max(ref_test[metric]["mean"], 1e-12)
         row["seeds"] = len((results or {}).get("per_seed_test", [])) or None
         row["distill s"] = (results or {}).get("distill_seconds")
-        row["student train s"] = (results or {}).get("student_seconds")
-        row["full-data train s"] = (reference.results or {}).get("student_seconds") if reference else None
+        row["student train s"] = student_train_seconds(results)
+        row["full-data train s"] = student_train_seconds(reference.results) if reference else None
+        row["speed-up vs full"] = speed_up(row["student train s"], row["full-data train s"], config.get("method"))
         row["coverage"] = (results or {}).get("coverage")
         row["popular share"] = (results or {}).get("popular_share")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def student_train_seconds(results: dict | None) -> float | None:
+    """Seconds to train one student: its training steps alone (`student_train_seconds`) where the results say,
+    else `student_seconds` (older results, whose figure includes the student's evaluation passes)."""
+    results = results or {}
+    value = results.get("student_train_seconds")
+    return value if value is not None else results.get("student_seconds")
+
+
+def speed_up(student: float | None, full: float | None, method=None) -> float | None:
+    """How many times faster a student trains on the synthetic data than on all the data (None for the
+    full-data reference itself, or when either time is missing)."""
+    if method == FULL or student is None or full is None or pd.isna(student) or pd.isna(full) or student <= 0:
+        return None
+    return full / student
 
 
 def format_mean_std(mean, std, seeds=None) -> str:
@@ -89,12 +106,49 @@ def job_headline(table: pd.DataFrame, run_ids: list[str], metric: str = "ndcg@10
     rows = table[table["run"].isin(run_ids)]
     out = []
     for _, row in rows.iterrows():
-        student, full = row.get("student train s"), row.get("full-data train s")
-        speedup = (full / student if student and full and not pd.isna(student) and not pd.isna(full)
-                   and row.get("method") != FULL else None)
+        student = row.get("student train s")
+        speedup = speed_up(student, row.get("full-data train s"), row.get("method"))
         out.append({"run": run_title(row.get("method"), row.get("budget")),
                     metric: format_mean_std(row.get(metric), row.get(f"{metric} std"), row.get("seeds")),
                     f"{metric} / full": format_number(row.get(f"{metric} / full"), "{:.2f}×"),
                     "student train s": format_number(student, "{:.1f}"),
                     "speed-up vs full": format_number(speedup, "{:.1f}×")})
     return pd.DataFrame(out, columns=columns)
+
+
+NOT_REACHED = "not reached"
+REACH_FRACTIONS = (0.90, 0.95)
+
+
+def budget_to_reach(table: pd.DataFrame, metric: str = "ndcg@10",
+                    fractions: tuple[float, ...] = REACH_FRACTIONS) -> pd.DataFrame:
+    """For each distillation method, the smallest budget whose `metric` reaches each fraction of full data.
+
+    Reads the finished rows of a compare_table (one dataset): a budget's ratio is the mean of `metric / full`
+    over its runs. A cell is the budget (as text), 'not reached' when the method's runs with a ratio all fall
+    short, or '–' when none of its runs has a ratio (no matching full-data run yet). One row per method, with
+    the budgets tried and the best ratio, so 'not reached' can be read against what was tried."""
+    ratio = f"{metric} / full"
+    columns = ["method", *(reach_column(f, metric) for f in fractions), "budgets tried", "best ratio"]
+    if table.empty or "method" not in table:
+        return pd.DataFrame(columns=columns)
+    rows = table[table["method"] != FULL]
+    if "status" in rows:
+        rows = rows[rows["status"] == "finished"]
+    out = []
+    for method, runs in rows.groupby("method", sort=False):
+        ratios = (runs.dropna(subset=[ratio]).groupby("budget")[ratio].mean().sort_index()
+                  if ratio in runs else pd.Series(dtype=float))
+        line = {"method": method, "budgets tried": ", ".join(f"{b:.0f}" for b in sorted(runs["budget"].dropna().unique())),
+                "best ratio": format_number(ratios.max() if not ratios.empty else None, "{:.2f}×")}
+        for fraction in fractions:
+            reached = ratios[ratios >= fraction]
+            line[reach_column(fraction, metric)] = (MISSING if ratios.empty else
+                                                    NOT_REACHED if reached.empty else f"{reached.index[0]:.0f}")
+        out.append(line)
+    return pd.DataFrame(out, columns=columns)
+
+
+def reach_column(fraction: float, metric: str = "ndcg@10") -> str:
+    """The name of budget_to_reach's column for one fraction, e.g. 'budget for 90% of full ndcg@10'."""
+    return f"budget for {fraction:.0%} of full {metric}"

@@ -1,4 +1,5 @@
-"""A run's live progress, read from its folder: a progress fraction with ETA, and its loss curves."""
+"""A run's live progress, read from its folder: a progress fraction with ETA, its loss curves, and the holdout
+quality of its candidates of S against their start and `teacher`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..methods.events import CandidateScored, StepEvent
+from ..methods.events import CandidateScored, CandidateSelected, LoggedEvent, ReferenceScored, StepEvent
 from ..runs.run_store import Run
 
 
@@ -32,6 +33,8 @@ def run_progress(run: Run) -> Progress:
     if scored:
         return Progress(None, f"choosing the best checkpoint on the training holdout "
                               f"({scored[-1].candidate} of {scored[-1].candidates})", None, steps)
+    if any(isinstance(e, ReferenceScored) for e in events):
+        return Progress(None, "teacher scored on the training holdout; scoring the checkpoints of S", None, steps)
     if steps:
         last = steps[-1]
         eta = last.seconds / max(last.step, 1) * (last.of - last.step) if last.of else None
@@ -76,3 +79,58 @@ def format_seconds(seconds: float | None) -> str:
         return "–"
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+@dataclass
+class HoldoutQuality:
+    """What the Distill page's quality chart draws: each scored candidate of S, and the lines to compare it with."""
+
+    points: pd.DataFrame  # step, holdout ndcg@10, candidate ("start" for step 0), selected (bool)
+    start: float | None = None  # the candidate at step 0 (the soft start), when it was scored
+    references: dict[str, float] = field(default_factory=dict)  # e.g. {"teacher": 0.031}
+    note: str = ""  # why there is nothing to draw yet, when there is not
+
+    @property
+    def empty(self) -> bool:
+        return self.points.empty and not self.references
+
+
+QUALITY_HELP = ("Healthy: the candidates sit at or above the start line (distillation did not make S worse), "
+                "and teacher — real sequences with the expert's labels — is the bar to beat.")
+
+
+def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,
+                    status: str | None = None) -> HoldoutQuality:
+    """The holdout NDCG@10 of every scored candidate of S, its start (step 0) and the references (teacher), from
+    a run's typed events. `select_every` (the run's config) and its `status` say why a run has no scores."""
+    scored = [e for e in events if isinstance(e, CandidateScored)]
+    chosen = next((e.step for e in events if isinstance(e, CandidateSelected)), None)
+    rows = [{"step": e.step, "holdout ndcg@10": e.holdout_ndcg, "candidate": "start" if e.step == 0 else "checkpoint",
+             "selected": e.step == chosen} for e in scored]
+    points = pd.DataFrame(rows, columns=["step", "holdout ndcg@10", "candidate", "selected"])
+    start = next((e.holdout_ndcg for e in scored if e.step == 0), None)
+    references = {e.name: e.holdout_ndcg for e in events if isinstance(e, ReferenceScored)}
+    note = ""
+    if not scored and not references:
+        if select_every == 0:
+            note = ("No holdout scores: this run keeps its last synthetic data (select_every = 0, as in the quick "
+                    "preset), so no quick student scored its checkpoints.")
+        elif status == "running":
+            note = ("Holdout scores appear after the last step, when a quick student scores teacher and then each "
+                    "checkpoint of S on the training holdout.")
+        elif status in ("stopped", "failed", "interrupted"):
+            note = f"No holdout scores: the run {status} before its checkpoints were scored."
+        else:
+            note = "No holdout scores were recorded for this run."
+    return HoldoutQuality(points, start, references, note)
+
+
+def run_holdout_quality(run: Run) -> HoldoutQuality | None:
+    """holdout_quality of a run folder; None for a run whose method does not choose S on the holdout (its
+    config has no select_every and it logged no scores), so the page draws nothing for it."""
+    distill = run.config.get("distill") or {}
+    events = run.events
+    quality = holdout_quality(events, distill.get("select_every"), run.status.get("status"))
+    if "select_every" not in distill and quality.empty:
+        return None
+    return quality

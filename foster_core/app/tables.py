@@ -13,7 +13,7 @@ from ..runs.experiment import FULL
 METRICS = HEADLINE
 RATIOS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
 COSTS = {"seeds": "{:.0f}", "distill s": "{:.1f}", "student train s": "{:.1f}", "full-data train s": "{:.1f}",
-         "coverage": "{:.3f}", "popular share": "{:.3f}"}
+         "speed-up vs full": "{:.1f}×", "coverage": "{:.3f}", "popular share": "{:.3f}"}
 HIDDEN_STATUSES = ("stopped", "failed", "interrupted")  # no metrics: shown only when asked for
 
 

@@ -57,7 +57,7 @@ def evaluate_scorer(
     targets: np.ndarray,
     num_items: int,
     max_len: int = 50,
-    batch_size: int = 256,
+    batch_size: int = 1024,
     device: torch.device | str = "cpu",
     ks: tuple[int, ...] = KS,
 ) -> dict[str, float]:
@@ -81,9 +81,14 @@ def evaluate_scorer(
 
 
 def model_scorer(model: torch.nn.Module) -> Scorer:
+    """Scores of every item after each sequence. The item table is computed once, for the whole pass, not
+    twice per batch (inputs and scores): the model must not change while the scorer is in use."""
+    with torch.no_grad():
+        table = model.item_embeddings()
+
     def score(seqs: torch.Tensor) -> torch.Tensor:
-        hidden = model(seqs)[:, -1]
-        return model.score(hidden)
+        hidden = model(seqs, item_table=table)[:, -1]
+        return model.score(hidden, item_table=table)
 
     return score
 

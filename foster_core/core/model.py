@@ -129,11 +129,14 @@ class TextSASRec(nn.Module):
         By default the inputs are looked up in the whole catalogue's embeddings (O(M) per call). With
         `item_table` (K, d) = embeddings of the sorted ids `table_items` (K,), which must hold every id in
         `seqs`, they are looked up there instead: O(K), for item-subset steps on very large catalogues.
+        An `item_table` without `table_items` is the whole catalogue's, computed once by the caller (an
+        evaluation pass reuses one table for every batch).
         """
         seqs = seqs[:, -self.cfg.max_len :]
         timeline = seqs != PAD_ID
-        if item_table is None:
-            tokens = self.item_embeddings()[seqs.clamp(min=0)]
+        if item_table is None or table_items is None:
+            table = self.item_embeddings() if item_table is None else item_table
+            tokens = table[seqs.clamp(min=0)]
         else:
             positions = torch.searchsorted(table_items, seqs.clamp(min=0)).clamp(max=len(table_items) - 1)
             if not bool((table_items[positions] == seqs)[timeline].all()):

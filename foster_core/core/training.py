@@ -23,7 +23,7 @@ from .atomic import atomic_write
 from .data import PAD_ID, Split, pad_left, usable
 from .evaluation import evaluate_model
 from .model import ModelConfig, TextSASRec
-from .synthetic import SyntheticData
+from .synthetic import SyntheticData, expected_embeddings
 from .runtime import autocast, check_precision, resolve_device, seed_everything
 
 EpochCallback = Callable[[dict], None]
@@ -45,9 +45,20 @@ class TrainConfig:
     # Stop after the first epoch that ends past this many seconds of training; 0 = no limit. For runs that
     # must fit a time budget (the GPU benchmark); the best epoch so far is restored as usual.
     time_limit_s: float = 0.0
+    # The softmax of a training step runs over the items the batch touches (its inputs and targets, or a
+    # synthetic batch's supports) plus this many items drawn uniformly, with the sampled-softmax correction
+    # (see `softmax_items`): the step's cost then follows the batch, not the catalogue. Catalogues of at most
+    # `full_softmax_up_to` items keep the exact softmax over every item. 0 negatives = always exact.
+    softmax_negatives: int = 2048
+    full_softmax_up_to: int = 8192
+    # Real-data batches of users with similar sequence lengths, in random batch order, so a batch of short
+    # sequences does not pay for the padding of one long one.
+    bucket_by_length: bool = True
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        if self.softmax_negatives < 0 or self.full_softmax_up_to < 0:
+            raise ValueError("softmax_negatives and full_softmax_up_to must be 0 or positive")
         if self.time_limit_s < 0:
             raise ValueError(f"time_limit_s must be 0 (no limit) or positive, not {self.time_limit_s}")
 
@@ -58,8 +69,14 @@ class TrainResult:
     best_epoch: int
     best_valid: dict[str, float]
     history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole loop: training steps and validation passes
     checkpoints: list[Path] = field(default_factory=list)
+    eval_seconds: float = 0.0  # of `seconds`, the validation passes
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent on training steps alone (what distillation makes cheaper)."""
+        return self.seconds - self.eval_seconds
 
 
 def next_item_pairs(train: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +96,32 @@ def item_subset(num_items: int, size: int, generator: torch.Generator, *always: 
     return torch.unique(torch.cat(parts))
 
 
+def softmax_items(num_items: int, touched: torch.Tensor, cfg: TrainConfig,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(items, log_weights): the sorted items a step's softmax runs over, and what to add to their scores.
+
+    Exact (every item, weights 0) for catalogues of at most `cfg.full_softmax_up_to` items or with no
+    negatives. Otherwise the `touched` items (sorted, unique: a batch's inputs and targets) are always in,
+    with weight 0, and `cfg.softmax_negatives` uniform draws (with replacement) add other items. Each other
+    item is drawn with probability q = 1 - (1 - 1/M)^N, so weighting its exp(score) by 1/q (log-weight
+    -log q) makes the sum an unbiased estimate of the full partition function: the sampled-softmax correction
+    (Jean et al., 2015, "On using very large target vocabulary"), with the sure items counted exactly."""
+    if cfg.softmax_negatives == 0 or num_items <= cfg.full_softmax_up_to:
+        return torch.arange(num_items), torch.zeros(num_items)
+    drawn = torch.unique(torch.randint(num_items, (cfg.softmax_negatives,), generator=generator))
+    drawn = drawn[~torch.isin(drawn, touched)]
+    items, order = torch.sort(torch.cat([touched, drawn]))
+    q = 1.0 - (1.0 - 1.0 / num_items) ** cfg.softmax_negatives
+    weights = torch.cat([torch.zeros(len(touched)), torch.full((len(drawn),), -float(np.log(q)))])
+    return items, weights[order]
+
+
+def _trim_padding(*tensors: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Drop the leading columns that are padding in every row: exact, since positions are right-aligned."""
+    first = int(real.any(0).nonzero()[0]) if bool(real.any()) else real.shape[1] - 1
+    return tuple(t[:, first:].contiguous() for t in tensors)
+
+
 def train_on_sequences(
     text_embeddings: torch.Tensor,
     train: list[np.ndarray],
@@ -95,17 +138,23 @@ def train_on_sequences(
         raise ValueError("No training sequence has two or more items; nothing to learn from.")
     inputs, targets = torch.from_numpy(inputs), torch.from_numpy(targets)
 
-    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        seqs, next_items = batch
-        # Columns that are padding in every row carry nothing; dropping them is exact (right-aligned positions).
-        first = int((seqs != PAD_ID).any(0).nonzero()[0])
-        seqs, next_items = seqs[:, first:], next_items[:, first:]
-        hidden = model(seqs)
-        real = next_items != PAD_ID
-        logits = model.score(hidden[real])  # only real positions: padding costs nothing
-        return F.cross_entropy(logits, next_items[real])
+    sampler = torch.Generator().manual_seed(cfg.seed + 1)  # negatives: their own stream, apart from batch order
 
-    return fit(text_embeddings, (inputs, targets), batch_loss, split, model_cfg, cfg, checkpoint_dir, callback)
+    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        seqs, next_items = _trim_padding(*batch, real=batch[0] != PAD_ID)
+        real = next_items != PAD_ID
+        # One item table per batch, for only the items the step needs: inputs, targets and sampled negatives.
+        touched = torch.unique(torch.cat([seqs[seqs != PAD_ID], next_items[real]])).cpu()
+        items, log_weights = softmax_items(model.num_items, touched, cfg, sampler)
+        items, log_weights = items.to(seqs.device), log_weights.to(seqs.device)
+        table = model.item_embeddings(items)
+        hidden = model(seqs, item_table=table, table_items=items)[real]  # only real positions: padding costs nothing
+        scores = hidden @ table.T + log_weights
+        return F.cross_entropy(scores, torch.searchsorted(items, next_items[real]))
+
+    lengths = (inputs != PAD_ID).sum(1) if cfg.bucket_by_length else None
+    return fit(text_embeddings, (inputs, targets), batch_loss, split, model_cfg, cfg, checkpoint_dir, callback,
+               lengths)
 
 
 def train_on_soft(
@@ -150,9 +199,36 @@ def train_on_synthetic(
     callback: EpochCallback | None = None,
 ) -> TrainResult:
     """Train a student on synthetic data alone (how every method is evaluated): soft inputs and soft labels
-    over each position's candidate items. Equal to `train_on_soft` on `synthetic.dense(M)`."""
-    inputs, labels, mask = synthetic.dense(text_embeddings.shape[0])
-    return train_on_soft(text_embeddings, inputs, labels, split, model_cfg, cfg, callback, mask)
+    over each position's candidate items.
+
+    The cost follows the supports, O(n L K), never the dense (n, L, M) tensors of `train_on_soft`: inputs
+    are expected embeddings over their candidates, and a label's log-probability needs only its candidates'
+    scores and the partition function, which runs over the items `softmax_items` gives (the batch's
+    supports plus sampled negatives, or the whole catalogue when it is small). With the exact softmax it
+    computes the same loss as `train_on_soft` on `synthetic.dense(M)`."""
+    model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
+    num_items = text_embeddings.shape[0]
+    if int(max(synthetic.input_items.max(), synthetic.label_items.max())) >= num_items:
+        raise ValueError(f"the synthetic data names items beyond this catalogue of {num_items} items")
+    last = slice(-model_cfg.max_len, None)  # longer sequences keep their most recent positions, as real ones do
+    tensors = (synthetic.input_items[:, last], synthetic.input_probs[:, last].float(),
+               synthetic.label_items[:, last], synthetic.label_probs[:, last].float(), synthetic.mask[:, last].bool())
+    sampler = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        in_items, in_probs, lab_items, lab_probs, real = _trim_padding(*batch, real=batch[4])
+        touched = torch.unique(torch.cat([in_items[real].flatten(), lab_items[real].flatten()])).cpu()
+        items, log_weights = softmax_items(model.num_items, touched, cfg, sampler)
+        items, log_weights = items.to(real.device), log_weights.to(real.device)
+        table = model.item_embeddings(items)
+        tokens = expected_embeddings(torch.searchsorted(items, in_items).clamp(max=len(items) - 1), in_probs, table)
+        hidden = model.forward_tokens(tokens, real)[real]
+        scores = hidden @ table.T + log_weights
+        log_z = torch.logsumexp(scores, dim=-1, keepdim=True)
+        label_scores = scores.gather(-1, torch.searchsorted(items, lab_items[real]))
+        return -(lab_probs[real] * (label_scores - log_z)).sum(-1).mean()
+
+    return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback)
 
 
 def fit(
@@ -164,8 +240,10 @@ def fit(
     cfg: TrainConfig,
     checkpoint_dir: str | Path | None = None,
     callback: EpochCallback | None = None,
+    lengths: torch.Tensor | None = None,
 ) -> TrainResult:
-    """The one training loop. Without a split it runs all epochs and keeps the last weights."""
+    """The one training loop. Without a split it runs all epochs and keeps the last weights. With `lengths`
+    (one per row) each batch holds rows of similar length (see `_batches`)."""
     generator = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
@@ -180,7 +258,7 @@ def fit(
     def train_epoch(epoch: int) -> dict:
         model.train()
         losses = []
-        for batch in _batches(tensors, cfg.batch_size, generator):
+        for batch in _batches(tensors, cfg.batch_size, generator, lengths):
             with autocast(device, cfg.precision):
                 loss = batch_loss(model, tuple(t.to(device) for t in batch))
             if not torch.isfinite(loss):
@@ -199,7 +277,7 @@ def fit(
         model.load_state_dict(best.state)
     model.eval()
     return TrainResult(model, best.epoch or history[-1]["epoch"], best.valid, history, time.perf_counter() - start,
-                       checkpoints)
+                       checkpoints, sum(r.get("eval_seconds", 0.0) for r in history))
 
 
 @dataclass
@@ -225,8 +303,11 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
     for epoch in range(1, cfg.epochs + 1):
         record = {"epoch": epoch, **train_epoch(epoch), "seconds": time.perf_counter() - start}
         if evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            started = time.perf_counter()
             valid = evaluate()
             record["valid"] = valid
+            record["eval_seconds"] = time.perf_counter() - started
+            record["seconds"] = time.perf_counter() - start
             if valid[SELECTION_METRIC] > best.score:
                 best = BestEpoch(epoch, valid[SELECTION_METRIC], valid, snapshot())
         history.append(record)
@@ -240,10 +321,18 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
     return history, best
 
 
-def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator,
+             lengths: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Shuffled mini-batches. With `lengths`: rows sorted by length (random order among equal lengths), cut
+    into batches, and the batches shuffled, so every epoch still sees every row once in a random batch order."""
     order = torch.randperm(len(tensors[0]), generator=generator)
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
+    if lengths is None:
+        batches = list(order.split(batch_size))
+    else:
+        order = order[torch.argsort(lengths[order], stable=True)]
+        batches = list(order.split(batch_size))
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+    for index in batches:
         yield tuple(t[index] for t in tensors)
 
 

@@ -65,8 +65,20 @@ class CandidateSelected:
         return {"phase": "selected", "step": self.step, "of": self.of, "holdout_ndcg@10": self.holdout_ndcg}
 
 
-Event = Union[StepEvent, Checkpoint, CandidateScored, CandidateSelected]
-LoggedEvent = Union[StepEvent, CandidateScored, CandidateSelected]
+@dataclass(frozen=True)
+class ReferenceScored:
+    """During the selection: another method's synthetic data for the same budget (`name`, e.g. "teacher"),
+    scored on the same holdout by the same quick student as the candidates. A bar to beat; never a candidate."""
+
+    name: str
+    holdout_ndcg: float
+
+    def to_record(self) -> dict:
+        return {"phase": "reference", "name": self.name, "holdout_ndcg@10": self.holdout_ndcg}
+
+
+Event = Union[StepEvent, Checkpoint, CandidateScored, CandidateSelected, ReferenceScored]
+LoggedEvent = Union[StepEvent, CandidateScored, CandidateSelected, ReferenceScored]
 EventCallback = Callable[[Event], None]
 StopCheck = Callable[[], bool]
 
@@ -81,6 +93,8 @@ def event_from_record(record: dict) -> LoggedEvent | None:
                                int(record.get("candidate", 0)), int(record.get("candidates", 0)))
     if phase == "selected":
         return CandidateSelected(int(record["step"]), int(record.get("of") or 0), float(record["holdout_ndcg@10"]))
+    if phase == "reference":
+        return ReferenceScored(str(record.get("name", "")), float(record["holdout_ndcg@10"]))
     if phase is not None or "step" not in record:
         return None
     values = {k: float(v) for k, v in record.items()

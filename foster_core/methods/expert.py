@@ -24,7 +24,7 @@ from ..core.data import Dataset, Split, holdout_split, leave_one_out, pad_left, 
 from ..core.model import ModelConfig, TextSASRec
 from ..core.runtime import resolve_device
 from ..core.text_encoder import default_cache_dir
-from ..core.training import TrainConfig, load_checkpoint, save_checkpoint, train_on_sequences
+from ..core.training import EpochCallback, TrainConfig, load_checkpoint, save_checkpoint, train_on_sequences
 
 
 @dataclass
@@ -36,6 +36,8 @@ class DistillContext:
     model_cfg: ModelConfig = field(default_factory=ModelConfig)
     expert_cfg: TrainConfig = field(default_factory=TrainConfig)
     cache_dir: Path | None = None
+    # Called after each epoch of the expert's training (epoch, loss, holdout metrics, seconds): progress.
+    on_expert_epoch: EpochCallback | None = field(default=None, repr=False, compare=False)
     split: Split = field(init=False)
     holdout: Split = field(init=False)
     _expert: TextSASRec | None = field(default=None, init=False, repr=False)
@@ -113,7 +115,7 @@ class DistillContext:
         else:
             with torch.enable_grad():  # callers may ask for the expert from inside torch.no_grad()
                 result = train_on_sequences(self.text_embeddings, self.holdout.train, self.holdout, self.model_cfg,
-                                            self.expert_cfg, checkpoint_dir=folder)
+                                            self.expert_cfg, checkpoint_dir=folder, callback=self.on_expert_epoch)
             model = result.model.cpu()
             save_checkpoint(model, folder / "best.safetensors")
             # The trajectory stops at the best epoch: later epochs were overfitting by the holdout's account.

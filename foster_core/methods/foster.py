@@ -24,10 +24,12 @@ import torch.nn.functional as F
 from ..core.runtime import resolve_device, seed_everything
 from ..core.synthetic import SyntheticData
 from ..core.training import TrainConfig, item_subset, load_checkpoint, next_item_pairs, train_on_synthetic
-from .events import CandidateScored, CandidateSelected, Checkpoint, EventCallback, StepEvent, StopCheck
+from .events import (CandidateScored, CandidateSelected, Checkpoint, EventCallback, ReferenceScored, StepEvent,
+                     StopCheck)
 from .expert import DistillContext
 from .registry import MethodSpec, register
 from .sparse import SoftStartConfig, SparseSynthetic, real_loss, starting_point, synthetic_loss
+from .teacher import TeacherConfig, distill_teacher
 
 # A little noise on the start's input logits breaks ties between a position's equal-logit neighbours.
 INIT_NOISE = 0.01
@@ -197,7 +199,17 @@ def holdout_score(context: DistillContext, synthetic: SyntheticData, config: Fos
 
 def select_on_holdout(context: DistillContext, candidates: list[tuple[int, SyntheticData]], config: FosterConfig,
                       on_event: EventCallback | None) -> SyntheticData:
-    """The candidate whose quick student scores best on the training split's holdout (ties: the earliest)."""
+    """The candidate whose quick student scores best on the training split's holdout (ties: the earliest).
+
+    With `on_event`, `teacher`'s data for the same budget is scored first by the same quick student on the same
+    holdout (a ReferenceScored event): the bar S has to beat, drawn on the Distill page while the candidates
+    are scored. It is never a candidate, and each quick student seeds itself, so the choice does not change.
+    """
+    if on_event:
+        teacher = distill_teacher(context, candidates[0][1].num_sequences,
+                                  TeacherConfig(seed=config.seed, device=config.device,
+                                                label_support=config.label_support))
+        on_event(ReferenceScored("teacher", holdout_score(context, teacher, config)))
     scores = []
     for step, data in candidates:
         scores.append(holdout_score(context, data, config))

@@ -30,7 +30,8 @@ def card_data(run: Run) -> dict:
                     "students": len(results.get("per_seed_test", [])),
                     "protocol": "full ranking over all items, the user's history masked, leave-one-out; "
                                 "mean and std over fresh students trained on the synthetic data alone"},
-        "costs": {k: results.get(k) for k in ("distill_seconds", "student_seconds", "peak_mb")},
+        "costs": {k: results.get(k) for k in ("distill_seconds", "student_seconds", "student_train_seconds",
+                                          "student_eval_seconds", "peak_mb")},
         "coverage": results.get("coverage"), "popular_share": results.get("popular_share"),
         "files": {"synthetic.safetensors": "per position, sparse input and label distributions over item ids",
                   "synthetic_top_items.csv": "top-5 input and label items per position, with text",

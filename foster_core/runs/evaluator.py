@@ -9,7 +9,9 @@ test metrics as mean and std over seeds, with full ranking and no sampled negati
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from ..core.atomic import atomic_write_json
 from ..core.data import popular_items, usable
 from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
-from ..core.training import TrainConfig, train_on_sequences, train_on_synthetic
+from ..core.training import TrainConfig, TrainResult, train_on_sequences, train_on_synthetic
 from ..methods.expert import DistillContext
 
 HEADLINE = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
@@ -40,42 +42,98 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
             for k in HEADLINE}
 
 
-def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, student: StudentConfig | None = None) -> dict:
+Say = Callable[[str], None]  # a progress line for a person
+
+
+def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, student: StudentConfig | None = None,
+                       progress: Say | None = None) -> dict:
     student = student or StudentConfig()
-    tests, valids, seconds = [], [], []
+    tests, valids, costs = [], [], []
     for seed in student.seeds:
         cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
                           patience=student.patience, eval_every=student.eval_every, seed=seed, device=student.device)
         result = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg, cfg)
-        tests.append(evaluate_model(result.model, context.split, "test"))
+        tests.append(_timed_test(result, context, costs))
+        _say_student(progress, "student", len(tests), len(student.seeds), tests[-1], costs[-1])
         valids.append(result.best_valid)
-        seconds.append(result.seconds)
     return {
-        "test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests,
-        "student_seconds": float(np.mean(seconds)),
+        "test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs),
         "coverage": synthetic.coverage(context.num_items),
         "popular_share": popular_share(context, synthetic),
     }
 
 
-def evaluate_full(context: DistillContext, student: StudentConfig | None = None) -> dict:
+def evaluate_full(context: DistillContext, student: StudentConfig | None = None, progress: Say | None = None) -> dict:
     """Full-data reference: fresh models on the whole training split, one per seed (cached beside the expert,
     since it depends only on the data and the configs)."""
     student = student or StudentConfig()
     cache = context.expert_folder() / f"full_eval_seeds_{'-'.join(map(str, student.seeds))}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    tests, valids, seconds = [], [], []
+    tests, valids, costs = [], [], []
     for seed in student.seeds:
         cfg = replace(context.expert_cfg, seed=seed, device=student.device)
-        result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg)
-        tests.append(evaluate_model(result.model, context.split, "test"))
+        label = f"full-data student {len(tests) + 1}/{len(student.seeds)}"
+        on_epoch = EpochReporter(label, cfg, progress) if progress else None
+        result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg,
+                                    callback=on_epoch)
+        tests.append(_timed_test(result, context, costs))
+        _say_student(progress, "full-data student", len(tests), len(student.seeds), tests[-1], costs[-1])
         valids.append(result.best_valid)
-        seconds.append(result.seconds)
-    results = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests,
-               "student_seconds": float(np.mean(seconds)), "coverage": None, "popular_share": real_popular_share(context)}
+    results = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs),
+               "coverage": None, "popular_share": real_popular_share(context)}
     atomic_write_json(cache, results)
     return results
+
+
+def _timed_test(result: TrainResult, context: DistillContext, costs: list[tuple[float, float]]) -> dict[str, float]:
+    """The test metrics of a trained student; appends its (training seconds, evaluation seconds) to `costs`,
+    where evaluation is its validation passes and this test pass."""
+    started = time.perf_counter()
+    test = evaluate_model(result.model, context.split, "test")
+    costs.append((result.train_seconds, result.eval_seconds + time.perf_counter() - started))
+    return test
+
+
+def _say_student(progress: Say | None, label: str, done: int, total: int, test: dict[str, float],
+                 cost: tuple[float, float]) -> None:
+    if progress:
+        progress(f"{label} {done}/{total}: test NDCG@10 {test['ndcg@10']:.4f}; training {cost[0]:.1f} s, "
+                 f"evaluation {cost[1]:.1f} s")
+
+
+class EpochReporter:
+    """An epoch callback that turns each epoch of a training run into a progress line: loss, validation
+    NDCG@10, seconds per epoch and a bound on the time left (early stopping ends the run `patience` epochs
+    after its best one, and at `epochs` at the latest)."""
+
+    def __init__(self, label: str, cfg: TrainConfig, say: Say):
+        self.label, self.cfg, self.say = label, cfg, say
+        self.best_epoch, self.best = 0, -1.0
+
+    def __call__(self, record: dict) -> None:
+        epoch = record["epoch"]
+        text = f"{self.label}: epoch {epoch}, loss {record['loss']:.4f}"
+        if "valid" in record:
+            score = record["valid"]["ndcg@10"]
+            if score > self.best:
+                self.best_epoch, self.best = epoch, score
+            text += f", NDCG@10 {score:.4f} (best {self.best:.4f} at epoch {self.best_epoch})"
+        per_epoch = record["seconds"] / epoch
+        last = min(self.cfg.epochs, self.best_epoch + self.cfg.patience)
+        self.say(f"{text}; {per_epoch:.1f} s/epoch, at most {format_duration(per_epoch * max(0, last - epoch))} left")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def student_costs(costs: list[tuple[float, float]]) -> dict[str, float]:
+    """Mean seconds per student: training steps, evaluation (validation and test passes), and their sum
+    (`student_seconds`, the key older results hold)."""
+    train, evaluation = (float(np.mean([c[i] for c in costs])) for i in (0, 1))
+    return {"student_seconds": train + evaluation, "student_train_seconds": train, "student_eval_seconds": evaluation}
 
 
 def _popular_flags(context: DistillContext) -> torch.Tensor:

@@ -19,6 +19,7 @@ from ..core.runtime import resolve_device
 from ..core.text_encoder import EncoderConfig, ProgressCallback, TextEncoder
 from ..core.training import EpochCallback, TrainConfig, train_on_sequences
 from ..methods.expert import DistillContext
+from ..methods.events import Event
 from ..methods.registry import get_method
 from .evaluator import StudentConfig, evaluate_full
 from .run_store import FULL, Run, RunStore
@@ -102,13 +103,13 @@ def build_context(dataset: Dataset, model_cfg: ModelConfig | None = None, expert
 
 
 def record_full_run(context: DistillContext, student: StudentConfig, store: RunStore,
-                    extra_config: dict | None = None) -> Run:
+                    extra_config: dict | None = None, progress: Callable[[str], None] | None = None) -> Run:
     """The full-data reference as a run of method `full` in the store (the app's Compare page reads it)."""
     config = run_config(context, FULL, None, None, student)
     del config["distill"]
     run = store.create(FULL, {**config, **(extra_config or {})})
     run.set_status("running", "training on the full training split", phase="evaluate")
-    results = evaluate_full(context, student)
+    results = evaluate_full(context, student, progress)
     results = {**results, "method": FULL, "budget": None, "distill_seconds": 0.0, "peak_mb": 0.0,
                "expert_seconds": context.expert_seconds}
     run.write_results(results)
@@ -118,20 +119,25 @@ def record_full_run(context: DistillContext, student: StudentConfig, store: RunS
 
 def run_bench(context: DistillContext, methods: list[str], budgets: list[int], configs: dict | None = None,
               student: StudentConfig | None = None, store: RunStore | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, details: Callable[[str], None] | None = None,
+              on_event: Callable[[Event], None] | None = None) -> dict:
     """Every method at every budget, evaluated by the same students, next to the full-data row.
-    `configs` maps a method to its config (default: the method's defaults)."""
+    `configs` maps a method to its config (default: the method's defaults). `progress` gets the label of
+    each run as it starts, `details` a line per student and per full-data epoch, `on_event` every method's
+    events (steps, selection)."""
     student = student or StudentConfig()
     configs = {m: configs.get(m) if configs else None for m in methods if m != FULL}
     configs = {m: c or get_method(m).config() for m, c in configs.items()}
     say = progress or (lambda label: None)
     say("full training split")
-    full = record_full_run(context, student, store).results if store else evaluate_full(context, student)
+    full = (record_full_run(context, student, store, progress=details).results if store
+            else evaluate_full(context, student, details))
     rows = [_bench_row(FULL, None, full, full, context.expert_seconds, 0.0, None)]
     for method, config in configs.items():
         for budget in budgets:
             say(f"{method} n={budget}")
-            outcome = run_method(context, method, budget, config, student, store)
+            outcome = run_method(context, method, budget, config, student, store, on_event=on_event,
+                                 progress=details)
             rows.append(_bench_row(method, budget, outcome.results, full, outcome.distill_seconds, outcome.peak_mb,
                                    outcome.run.id if outcome.run else None))
     return {
@@ -153,5 +159,6 @@ def _bench_row(method: str, budget: int | None, results: dict, full: dict, disti
         "ratio_recall@10": test["recall@10"]["mean"] / max(full["test"]["recall@10"]["mean"], 1e-12),
         "coverage": results["coverage"], "popular_share": results["popular_share"],
         "distill_seconds": distill_seconds, "peak_mb": peak_mb, "student_seconds": results["student_seconds"],
+        **{k: results.get(k) for k in ("student_train_seconds", "student_eval_seconds")},
         "run_id": run_id,
     }

@@ -51,12 +51,13 @@ def run_method(
     evaluate: bool = True,
     on_event: Callable[[Event], None] | None = None,
     resume_run: Run | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Distil with one method, record everything in the run store (when given), evaluate with students.
 
     `config` is the method's own config (default: its defaults). With `resume_run` (an interrupted run of a
     resumable method), continue that run in its own folder from its latest checkpoint of S; without a
-    checkpoint it starts over there."""
+    checkpoint it starts over there. `progress` receives a line per trained student."""
     spec = get_method(method)
     config = config or spec.config()
     student = student or StudentConfig()
@@ -100,7 +101,7 @@ def run_method(
             run.set_status("running", "evaluating with fresh students", phase="evaluate")
         results = None
         if evaluate:
-            results = evaluate_synthetic(context, synthetic, student)
+            results = evaluate_synthetic(context, synthetic, student, progress)
             results.update(method=method, budget=budget, distill_seconds=seconds, peak_mb=memory.peak_mb)
             if run:
                 run.write_results(results)
