@@ -46,6 +46,9 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
     assert main(["distill", "--method", "foster", "--budget", "3", "--steps", "4", *common]) == 0
     printed = capsys.readouterr().out
     assert "test NDCG@10" in printed and "(1 students)" in printed
+    # Progress on every long step: the expert's epochs with their holdout NDCG@10, and each student.
+    assert "expert: epoch 1, loss" in printed and "NDCG@10" in printed and "left" in printed
+    assert "student 1/1: test NDCG@10" in printed
     out = tmp_path / "bench.json"
     assert main(["bench", "--methods", "random", "teacher", "--budgets", "2", "4", "--out", str(out), *common]) == 0
     report = json.loads(out.read_text())
@@ -59,6 +62,7 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
         k: {"mean": report["rows"][0][k]["mean"], "std": report["rows"][0][k]["std"]} for k in full_runs[0].results["test"]}
     table = capsys.readouterr().out
     assert "| teacher | 4 |" in table and "| full | all |" in table
+    assert "- teacher n=4" in table and "full-data student 1/1: epoch 1" in table
 
 
 def test_budget_larger_than_the_data_is_a_message(tmp_path, capsys):

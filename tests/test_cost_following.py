@@ -130,3 +130,15 @@ def test_a_training_result_splits_its_seconds_into_training_and_validation():
     assert sum("eval_seconds" in r for r in result.history) == 2  # epochs 2 and 4
     assert 0 < result.eval_seconds < result.seconds
     assert result.train_seconds == pytest.approx(result.seconds - result.eval_seconds)
+
+
+def test_validation_samples_are_seeded_and_the_whole_split_when_small():
+    dataset = zipf_dataset(40, users=30, length=6)
+    split = leave_one_out(dataset)
+    assert split.sample_users(0) is split and split.sample_users(30) is split
+    sample = split.sample_users(10)
+    again = split.sample_users(10)
+    assert len(sample.train) == 10 and sample.valid_targets.tolist() == again.valid_targets.tolist()
+    # Each sampled user keeps its own inputs and targets, in the original order.
+    rows = [i for i, seq in enumerate(split.train) if any(seq is s for s in sample.train)]
+    assert rows == sorted(rows) and split.test_targets[rows].tolist() == sample.test_targets.tolist()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from foster_core.core.data import PAD_ID
 from foster_core.core.evaluation import NonFiniteScoresError, evaluate_scorer, metrics_from_ranks, popularity_scorer, target_ranks
 
 
@@ -37,9 +38,10 @@ def test_ties_count_against_the_target():
 
 def test_history_mask_lifts_the_target_and_a_masked_target_misses():
     scores = torch.tensor([[0.9, 0.8, 0.7, 0.1], [0.9, 0.8, 0.7, 0.1]])
-    history = torch.tensor([[True, True, False, False], [False, True, False, False]])
+    history = torch.tensor([[0, 1, 0], [PAD_ID, PAD_ID, 1]])  # user 0 bought item 0 twice
     ranks = target_ranks(scores, torch.tensor([2, 1]), history)
-    # User 0: items 0 and 1 are history, so target 2 ranks first. User 1: the target is history, a miss.
+    # User 0: items 0 and 1 are history (the repeat counted once), so target 2 ranks first.
+    # User 1: the target is history, a miss.
     assert ranks.tolist() == [0, 4]
     m = metrics_from_ranks(ranks, ks=(1,))
     assert m["recall@1"] == 0.5 and m["ndcg@1"] == 0.5
@@ -83,3 +85,18 @@ def test_popularity_ranks_by_training_counts():
     scorer = popularity_scorer([np.array([2, 2, 1]), np.array([2, 1, 0])], num_items=4)
     scores = scorer(torch.zeros(1, 3, dtype=torch.long))[0]
     assert torch.argsort(scores, descending=True).tolist() == [2, 1, 0, 3]
+
+
+def test_history_ranks_equal_ranking_with_the_history_masked_out():
+    # The rank from history ids equals the rank among items with the history's scores set to -inf, with ties,
+    # repeats and padding, on random cases.
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        scores = torch.randint(0, 6, (8, 12), generator=generator).float()  # many ties
+        targets = torch.randint(0, 12, (8,), generator=generator)
+        history = torch.randint(-1, 12, (8, 5), generator=generator)  # -1 = PAD_ID
+        mask = torch.zeros(8, 13, dtype=torch.bool).scatter_(1, torch.where(history < 0, 12, history), True)[:, :12]
+        masked = scores.masked_fill(mask, float("-inf"))
+        expected = (masked >= masked.gather(1, targets.view(-1, 1))).sum(1) - 1
+        expected = torch.where(mask.gather(1, targets.view(-1, 1)).squeeze(1), torch.full_like(expected, 12), expected)
+        assert target_ranks(scores, targets, history).tolist() == expected.tolist()

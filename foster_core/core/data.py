@@ -85,6 +85,14 @@ class Split:
     def test_inputs(self) -> list[np.ndarray]:
         return [np.append(seq, v) for seq, v in zip(self.train, self.valid_targets)]
 
+    def sample_users(self, users: int, seed: int = 0) -> "Split":
+        """The split of at most `users` users drawn without replacement (seeded, in their original order);
+        the split itself when it has no more users than that."""
+        if users <= 0 or len(self.train) <= users:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.train), users, replace=False))
+        return Split([self.train[i] for i in keep], self.valid_targets[keep], self.test_targets[keep])
+
 
 def pad_left(sequences: list[np.ndarray], length: int, pad: int = PAD_ID) -> np.ndarray:
     """(len(sequences), length) int64, each row's most recent items at the right, padded on the left."""

@@ -25,20 +25,29 @@ class NonFiniteScoresError(RuntimeError):
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-    """0-based rank of each target among the unmasked items; `history` (B, M) bool marks masked items."""
-    if not torch.isfinite(scores).all():
+    """0-based rank of each target among the items outside its user's history.
+
+    `history` (B, H) holds each user's history item ids, left-padded with PAD_ID; repeats are allowed. The
+    rank counts the items that score at least as high as the target (ties count against it), less the
+    history items among them, so no (B, M) mask is built: a pass over the scores costs two reads of them
+    (a row sum that catches NaN and inf, and one comparison), which matters at tens of thousands of users."""
+    if not torch.isfinite(scores.sum(dim=1)).all():  # NaN or inf anywhere in a row makes its sum non-finite
         bad = int((~torch.isfinite(scores)).any(dim=1).sum())
         raise NonFiniteScoresError(f"{bad} of {scores.shape[0]} users got NaN or infinite scores; refusing to rank them.")
-    scores = scores.float()
-    if history is not None:
-        scores = scores.masked_fill(history, float("-inf"))
+    scores = scores.float()  # bf16 scores from autocast would tie far more often
     target_scores = scores.gather(1, targets.view(-1, 1))
-    # Ties count against the target: every other item scoring at least as high ranks above it.
     ranks = (scores >= target_scores).sum(dim=1) - 1
-    if history is not None:
-        target_masked = history.gather(1, targets.view(-1, 1)).squeeze(1)
-        ranks = torch.where(target_masked, torch.full_like(ranks, scores.shape[1]), ranks)
-    return ranks
+    if history is None or history.shape[1] == 0:
+        return ranks
+    history, _ = history.sort(dim=1)  # equal ids side by side, so each is counted once
+    first = torch.ones_like(history, dtype=torch.bool)
+    first[:, 1:] = history[:, 1:] != history[:, :-1]
+    real = (history != PAD_ID) & first
+    above = (scores.gather(1, history.clamp(min=0)) >= target_scores) & real
+    ranks = ranks - above.sum(dim=1)
+    # A target that is itself history (a repeat purchase) is masked with it: a miss.
+    target_masked = ((history == targets.view(-1, 1)) & real).any(dim=1)
+    return torch.where(target_masked, torch.full_like(ranks, scores.shape[1]), ranks)
 
 
 def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
@@ -69,10 +78,7 @@ def evaluate_scorer(
         chunk = inputs[start : start + batch_size]
         seqs = torch.from_numpy(pad_left(chunk, min(max_len, max(1, max(len(s) for s in chunk))))).to(device)
         # The full history is masked, also any part older than the model's input window.
-        full = torch.from_numpy(pad_left(chunk, max(1, max(len(s) for s in chunk)))).to(device)
-        history = torch.zeros(len(chunk), num_items + 1, dtype=torch.bool, device=device)
-        history.scatter_(1, torch.where(full == PAD_ID, num_items, full), True)  # padding lands in a spare column
-        history = history[:, :num_items]
+        history = torch.from_numpy(pad_left(chunk, max(1, max(len(s) for s in chunk)))).to(device)
         with torch.no_grad():
             scores = scorer(seqs)
         batch_targets = torch.from_numpy(targets[start : start + batch_size]).to(device)

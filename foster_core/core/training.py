@@ -54,6 +54,10 @@ class TrainConfig:
     # Real-data batches of users with similar sequence lengths, in random batch order, so a batch of short
     # sequences does not pay for the padding of one long one.
     bucket_by_length: bool = True
+    # Early stopping validates on a fixed sample of at most this many users (the same users for every epoch,
+    # seed and method; 0 = all): at tens of thousands of users a full-ranking pass costs more than an epoch
+    # on distilled data, and 10,000 users pin NDCG@10 to about +-0.002. Test metrics always use every user.
+    valid_users: int = 10_000
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
@@ -271,7 +275,8 @@ def fit(
             checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors"))
         return {"loss": float(np.mean(losses))}
 
-    evaluate = (lambda: evaluate_model(model, split, "valid")) if split is not None else None
+    valid_split = split.sample_users(cfg.valid_users) if split is not None else None
+    evaluate = (lambda: evaluate_model(model, valid_split, "valid")) if valid_split is not None else None
     history, best = run_epochs(cfg, train_epoch, evaluate, lambda: copy.deepcopy(model.state_dict()), callback)
     if best.state is not None:
         model.load_state_dict(best.state)
