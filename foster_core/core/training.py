@@ -52,8 +52,9 @@ class TrainConfig:
     softmax_negatives: int = 2048
     full_softmax_up_to: int = 8192
     # Real-data batches of users with similar sequence lengths, in random batch order, so a batch of short
-    # sequences does not pay for the padding of one long one.
-    bucket_by_length: bool = True
+    # sequences does not pay for the padding of one long one. Off by default: on amazon_scientific it cost
+    # the expert 5% of its holdout NDCG@10 (0.0814 vs 0.0857; docs/distillation-notes.md, session 6).
+    bucket_by_length: bool = False
     # Early stopping validates on a fixed sample of at most this many users (the same users for every epoch,
     # seed and method; 0 = all): at tens of thousands of users a full-ranking pass costs more than an epoch
     # on distilled data, and 10,000 users pin NDCG@10 to about +-0.002. Test metrics always use every user.

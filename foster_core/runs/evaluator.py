@@ -104,8 +104,8 @@ def _say_student(progress: Say | None, label: str, done: int, total: int, test: 
 
 class EpochReporter:
     """An epoch callback that turns each epoch of a training run into a progress line: loss, validation
-    NDCG@10, seconds per epoch and a bound on the time left (early stopping ends the run `patience` epochs
-    after its best one, and at `epochs` at the latest)."""
+    NDCG@10, seconds per epoch and the time left if the run stopped improving now (early stopping ends it
+    `patience` epochs after its best one, and at `epochs` at the latest): a lower bound while it improves."""
 
     def __init__(self, label: str, cfg: TrainConfig, say: Say):
         self.label, self.cfg, self.say = label, cfg, say
@@ -121,7 +121,8 @@ class EpochReporter:
             text += f", NDCG@10 {score:.4f} (best {self.best:.4f} at epoch {self.best_epoch})"
         per_epoch = record["seconds"] / epoch
         last = min(self.cfg.epochs, self.best_epoch + self.cfg.patience)
-        self.say(f"{text}; {per_epoch:.1f} s/epoch, at most {format_duration(per_epoch * max(0, last - epoch))} left")
+        left = format_duration(per_epoch * max(0, last - epoch))
+        self.say(f"{text}; {per_epoch:.1f} s/epoch, {left} left if NDCG@10 stops improving")
 
 
 def format_duration(seconds: float) -> str:
