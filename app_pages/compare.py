@@ -3,7 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
-from foster_core.analysis.compare import compare_table
+from foster_core.analysis.compare import REACH_FRACTIONS, budget_to_reach, compare_table
 from foster_core.app.tables import (HIDDEN_STATUSES, budget_curves, full_reference_value, shown_metrics,
                                    side_by_side, visible_rows)
 from foster_core.app.ui import cached_dataset, current_dataset_spec, run_store
@@ -35,10 +35,21 @@ if (rows["preset"] == "quick").any():
 
 finished = rows[rows["status"] == "finished"]
 metrics = shown_metrics(rows)
+st.subheader("How small can the data be?")
+reach = budget_to_reach(finished)
+if reach.empty:
+    st.caption("No finished distillation runs yet.")
+else:
+    st.dataframe(reach, hide_index=True, width="stretch", key="compare_reach")
+    st.caption(f"The smallest budget (synthetic sequences) whose NDCG@10 reaches "
+               f"{' and '.join(f'{f:.0%}' for f in REACH_FRACTIONS)} of a recommender trained on all the real "
+               "training data; *not reached*: none of the budgets tried does; *–*: no full-data run to compare with.")
+
 shown = side_by_side(rows)
 st.subheader("Side-by-side metrics (test split)")
-st.caption("Select rows to draw only those runs, or to delete them. *student train s*: time to train one "
-           "recommender on the synthetic data; *full-data train s*: the same on all training data.")
+st.caption("Select rows to draw only those runs, or to delete them. *distill s*: time to make the synthetic data; "
+           "*student train s*: time to train one recommender on it; *full-data train s*: the same on all training "
+           "data; *speed-up vs full*: how many times faster the synthetic data trains a recommender.")
 selection = st.dataframe(
     shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key=f"compare_rows_{show_unfinished}")
 picked_rows = selection.selection.rows if selection else []

@@ -4,10 +4,12 @@ Everything per method comes from the method registry (foster_core.methods): the 
 advanced settings (the main method's config fields), which runs draw loss curves and which can resume."""
 
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from foster_core.analysis.compare import compare_table, job_headline, run_title
-from foster_core.analysis.progress import format_seconds, loss_frame, run_progress, term_help
+from foster_core.analysis.progress import (QUALITY_HELP, format_seconds, loss_frame, run_holdout_quality, run_progress,
+                                           term_help)
 from foster_core.app import forms
 from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
                                 run_store)
@@ -49,15 +51,12 @@ def show_job(job) -> None:
     else:
         st.success(f"Finished: {len(job.run_ids)} run(s). Headline numbers below; **Compare** has every metric "
                    "and **Explore** the data.")
-        headline = job_headline(compare_table(store), job.run_ids)
-        if not headline.empty:
-            st.dataframe(headline, hide_index=True, width="stretch", key=f"headline_{job.id}")
-            st.caption("NDCG@10 on the test split: mean ± std over the students (one student has no spread); "
-                       "ratio to a recommender trained on all the real data; speed-up of training a student.")
+        show_headline(job, finished_only=False)
     total = state.get("total_runs", len(job_spec_.pairs()))
     done = min(state.get("done_runs", 0), total)
     if status in ACTIVE:
         st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
+        show_headline(job, finished_only=True)  # the first method's numbers while the baselines still run
     run_id = job.current_run_id or forms.last_run_with_curves(store, job.run_ids)
     # A finished job shows curves only when one of its runs has them (its headline table says the rest).
     if run_id and (status in ACTIVE or forms.has_loss_curves(store_method(run_id))):
@@ -65,6 +64,21 @@ def show_job(job) -> None:
     if status in ACTIVE and st.button("Stop", key=f"stop_{job.id}", type="secondary"):
         job.request_stop(store)
         st.toast("Stop requested: the run stops at its next step.")
+
+
+def show_headline(job, finished_only: bool) -> None:
+    """The job's headline numbers: of its finished runs so far, or of all its runs once it has ended."""
+    if finished_only and not [r for r in job.run_ids if r != job.current_run_id]:
+        return  # nothing done yet: no need to read the whole store every two seconds
+    headline = job_headline(compare_table(store), job.run_ids, finished_only=finished_only)
+    if headline.empty:
+        return
+    if finished_only:
+        st.markdown("**Results so far**")
+    st.dataframe(headline, hide_index=True, width="stretch", key=f"headline_{job.id}")
+    st.caption("NDCG@10 on the test split: mean ± std over the students (one student has no spread); "
+               "ratio to a recommender trained on all the real data (– until the full-data reference is trained); "
+               "speed-up of training a student.")
 
 
 def store_method(run_id: str):
@@ -102,6 +116,44 @@ def show_run(run_id: str) -> None:
     elif forms.method_spec(method) is not None and not forms.has_loss_curves(method):
         st.caption(f"{method} has no loss curve (it does not optimise synthetic data step by step), "
                    "only an evaluation.")
+    show_quality(run)
+
+
+# Colour and dash of each reference line; an unknown reference gets the last.
+REFERENCE_STYLE = {"start": ("#8c8c8c", "dash"), "teacher": ("#2a9d8f", "dot"), "other": ("#6c757d", "dashdot")}
+
+
+def show_quality(run) -> None:
+    """The holdout NDCG@10 of each scored candidate of S against its start and teacher (runs that select S)."""
+    quality = run_holdout_quality(run)
+    if quality is None:
+        return
+    if quality.empty:
+        st.caption(quality.note)
+        return
+    points, figure = quality.points, go.Figure()
+    steps = run.config.get("distill", {}).get("steps") or max(points["step"].max() if not points.empty else 1, 1)
+    # The reference lines are traces across the steps rather than shapes, so the legend names them with their
+    # scores (labels on the plot collide when the start and teacher score alike).
+    lines = ({"start": quality.start} if quality.start is not None else {}) | quality.references
+    for name, value in lines.items():
+        colour, dash = REFERENCE_STYLE.get(name, REFERENCE_STYLE["other"])
+        figure.add_trace(go.Scatter(x=[0, steps], y=[value, value], mode="lines", name=f"{name} {value:.4f}",
+                                    line=dict(color=colour, dash=dash, width=2),
+                                    hovertemplate=f"{name}: NDCG@10 {value:.4f}<extra></extra>"))
+    if not points.empty:
+        figure.add_trace(go.Scatter(x=points["step"].tolist(), y=points["holdout ndcg@10"].tolist(),
+                                    mode="lines+markers", name="candidates of S", marker=dict(size=9, color="#e4572e"),
+                                    line=dict(color="#e4572e"), hovertemplate="step %{x}: NDCG@10 %{y:.4f}<extra></extra>"))
+        kept = points[points["selected"]]
+        figure.add_trace(go.Scatter(x=kept["step"].tolist(), y=kept["holdout ndcg@10"].tolist(), mode="markers",
+                                    name="kept", marker=dict(size=16, symbol="star", color="#1b4f9c"), hoverinfo="skip"))
+    figure.update_layout(height=320, margin=dict(t=50, b=10), xaxis_title="step of S", yaxis_title="holdout NDCG@10",
+                         title="Quality of S on the training holdout"
+                               + (" (live)" if run.status.get("status") == "running" else ""),
+                         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    st.plotly_chart(figure, width="stretch", key=f"quality_{run.id}")
+    st.caption(QUALITY_HELP)
 
 
 jobs = queue.jobs()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from foster_core.analysis.projection import (MapConfig, coverage_summary, expert_is_cached, map_frame,
                                              nearest_real_sequences, popularity_profile, position_table)
+from foster_core.analysis.strip import REST, position_strip
 from foster_core.app.forms import method_spec
 from foster_core.app.tables import markdown_cells
 from foster_core.app.ui import context_for_run, pick_run, run_store
@@ -106,6 +107,23 @@ st.subheader(f"Synthetic sequence #{selected}, position by position")
 st.caption("Each position is a distribution over items: the most probable input items with their probabilities, "
            "the next-item label distribution, and the real items whose texts are nearest to the position's "
            "expected text embedding (cosine similarity).")
+strip = position_strip(synthetic, selected, context.dataset.item_texts)
+ranks = [r for r in strip["rank"].unique() if r != REST] + [REST]
+shades = ["#1b4f9c", "#5b8bd0", "#a9c4ec", "#e6e6e6"]  # most probable darkest; the rest of the mass pale grey
+bars = go.Figure()
+for rank, shade in zip(ranks, shades[: len(ranks) - 1] + [shades[-1]]):
+    part = strip[strip["rank"] == rank]
+    bars.add_trace(go.Bar(x=part["position"], y=part["p"], name=rank if rank == REST else f"{rank} item",
+                          marker_color=shade, customdata=part["text"],
+                          hovertemplate=("position %{x}: rest of the mass %{y:.2f}<extra></extra>" if rank == REST else
+                                         f"position %{{x}} · {rank} item · p %{{y:.2f}}<br>%{{customdata}}<extra></extra>")))
+bars.update_layout(barmode="stack", height=200, margin=dict(t=30, b=10), bargap=0.15,
+                   title="Top input items' probabilities per position (hover for the item texts)",
+                   xaxis=dict(title=None, dtick=1 if strip["position"].nunique() <= 30 else 5),
+                   yaxis=dict(title="p", range=[0, 1], tickformat=".1f"),
+                   legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom", traceorder="normal"))
+st.plotly_chart(bars, width="stretch", key="explore_strip")
+
 table = position_table(context, synthetic, selected)
 st.table(markdown_cells(table.drop(columns=["top input item", "top input p"])), hide_index=True)
 

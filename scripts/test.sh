@@ -14,4 +14,7 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "warning: no apt-get to install chromium; the browser test will be skipped" >&2
     fi
 fi
+# One torch thread: the tests train tiny models, whose small ops gain nothing from a second thread, and on a
+# busy 2-core machine (CI) OpenMP threads that spin-wait for a core cost far more than they save.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 python -m pytest -q "$@"

@@ -3,6 +3,7 @@ renders with the shared sidebar; the Distill page takes its methods and settings
 started on Distill reaches Compare, Explore and Export. Tiny generated data, a temporary runs dir and cache
 (FOSTER_DATASET, FOSTER_RUNS_DIR)."""
 
+import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from foster_core.methods.coresets import SELECTIONS
 from foster_core.methods.sparse import PACKING
 from foster_core.runs.jobs import JobQueue, job_configs
 from foster_core.runs.presets import PRESETS
+from foster_core.analysis.compare import NOT_REACHED, reach_column
 from foster_core.analysis.progress import TERM_HELP
 from foster_core.runs.run_store import export_files
 
@@ -173,10 +175,18 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     page_text = " ".join(str(e.value) for kind in ("caption", "markdown", "warning", "info") for e in distill.get(kind))
     assert "n=None" not in page_text and "n=None" not in headline.to_string()
     assert "has no loss curve" not in page_text
+    # The quick preset keeps FOSTER's last S (select_every = 0): the quality panel says why it has no scores.
+    assert foster_run.config["distill"]["select_every"] == 0
+    assert "select_every = 0" in page_text and not any("Quality of S" in c.proto.spec for c in distill.get("plotly_chart"))
 
     compare = open_app("Compare")
     assert not compare.exception
-    table = compare.dataframe[0].value
+    # The analyst's question first: for each method, the smallest budget reaching 90% / 95% of full data.
+    reach = compare.dataframe[0].value
+    assert list(reach.columns[:3]) == ["method", reach_column(0.90), reach_column(0.95)]
+    assert set(reach["method"]) == {"foster", "random"}
+    assert all(cell in ("5", NOT_REACHED) for cell in reach[reach_column(0.90)])
+    table = compare.dataframe[1].value
     assert set(table["method"]) == {"foster", "random", "full"}
     # Defect 4: the ratios come right after method and budget; one student reads "1 student", not "± 0.0000";
     # the full row's budget is "all"; no cell reads None.
@@ -185,6 +195,9 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     assert foster["ndcg@10 (mean ± std)"].endswith("(1 student)") and float(foster["ndcg@10 / full"].rstrip("×")) > 0
     assert table[table["method"] == "full"].iloc[0]["budget"] == "all"
     assert not table.isin(["None", "nan", None]).any().any()
+    # Costs: distillation and training seconds, and how much faster a student trains than on all the data.
+    assert {"distill s", "student train s", "full-data train s", "speed-up vs full"} <= set(table.columns)
+    assert foster["speed-up vs full"].endswith("×") and table[table["method"] == "full"].iloc[0]["speed-up vs full"] == "–"
     assert compare.warning  # quick numbers are flagged as indicative
     [chart] = compare.get("plotly_chart")  # metric vs budget: one budget, so a category axis (no 4..6 range)
     assert '"type":"category"' in chart.proto.spec.replace(" ", "")
@@ -204,6 +217,11 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     assert "Synthetic sequence #2" in [h.value for h in explore.subheader][0]
     assert positions["input items (p)"].str.contains("item number").all()
     assert positions["nearest real item texts"].str.contains("of the cycle").all()
+    # The whole sequence at a glance above the table: one stacked bar per position, item texts on hover.
+    [strip] = [json.loads(c.proto.spec) for c in explore.get("plotly_chart") if "per position" in c.proto.spec]
+    assert strip["layout"]["barmode"] == "stack" and strip["data"][0]["name"] == "1st item"
+    assert len(strip["data"][0]["customdata"]) == len(positions)
+    assert all("item number" in text for text in strip["data"][0]["customdata"])
 
     export = open_app("Export", {"export_run": foster_run.id})
     assert not export.exception

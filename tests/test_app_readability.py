@@ -1,23 +1,34 @@
 """Issue 15's new-user defects, checked without training: the pure functions behind the pages (compare cells,
 run order, stop notes, loss-term help, Home's sample ids, upload names) and light AppTest visits."""
 
+import base64
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-from foster_core.analysis.compare import MISSING, budget_label, format_mean_std, job_headline, run_title
+from foster_core.analysis.compare import (MISSING, NOT_REACHED, budget_label, budget_to_reach, compare_table,
+                                          format_mean_std, job_headline, reach_column, run_title, student_train_seconds)
 from foster_core.analysis.profile import id_sort_key, sample_texts
-from foster_core.analysis.progress import TERM_HELP, term_help
+from foster_core.analysis.progress import QUALITY_HELP, TERM_HELP, holdout_quality, run_holdout_quality, term_help
+from foster_core.analysis.strip import REST, STRIP_COLUMNS, position_strip, rank_label
 from foster_core.app import forms
 from foster_core.app.tables import markdown_text, side_by_side, visible_rows
 from foster_core.core import sources
+from foster_core.core.config import to_dict
 from foster_core.core.loaders import load_dataset
 from foster_core.core.sources import save_upload
-from foster_core.methods import all_methods
+from foster_core.core.synthetic import SyntheticData
+from foster_core.methods import CandidateScored, CandidateSelected, StepEvent, all_methods, get_method
+from foster_core.methods.events import ReferenceScored, event_from_record
+from foster_core.methods.foster import holdout_score, select_on_holdout
+from foster_core.methods.teacher import labelled_selection
+from foster_core.testing import tiny_context
 from foster_core.runs.run_store import RunStore
 
 from conftest import cyclic_tables, make_studio
@@ -111,6 +122,10 @@ def test_job_headline_names_the_reference_full_data_and_gives_the_speed_up():
     assert list(headline["ndcg@10 / full"]) == ["0.80×", "1.00×"]
     assert list(headline["speed-up vs full"]) == ["10.0×", "–"]
     assert run_title("full", None) == "full data" and "None" not in run_title("foster", float("nan"))
+    # While the job works, only its finished runs have numbers to show.
+    running = table.assign(status=["finished", "running", "finished"])
+    assert list(job_headline(running, ["r1", "r2"], finished_only=True)["run"]) == ["foster n=20"]
+    assert len(job_headline(running, ["r1", "r2"])) == 2
 
 
 # Defect 6: each loss term has a one-line explanation.
@@ -171,3 +186,147 @@ def test_home_says_when_no_data_folder_is_set_and_draws_readable_charts(tiny, mo
     home.radio(key="dataset_source").set_value("Data folder").run()
     warning = " ".join(w.value for w in home.warning)
     assert "No data folder is set" in warning and "None" not in warning
+
+
+# ----------------------------------------------------------------------------- issue 15, what was left
+
+def scored_history() -> list:
+    """A FOSTER run's events as a run folder holds them: steps, teacher, three candidates, the kept one."""
+    return [StepEvent(2, 4, 0.1, {"loss_real": 2.0, "loss_syn": 1.5}), StepEvent(4, 4, 0.2, {"loss_real": 1.9, "loss_syn": 1.2}),
+            ReferenceScored("teacher", 0.030), CandidateScored(0, 4, 0.020, 1, 3), CandidateScored(2, 4, 0.035, 2, 3),
+            CandidateScored(4, 4, 0.028, 3, 3), CandidateSelected(2, 4, 0.035)]
+
+
+def test_the_teacher_reference_is_a_typed_event_that_reads_back_from_its_record():
+    event = ReferenceScored("teacher", 0.0312)
+    record = event.to_record()
+    assert record["phase"] == "reference" and record["holdout_ndcg@10"] == 0.0312
+    assert event_from_record(json.loads(json.dumps(record))) == event
+    assert event_from_record({"phase": "something later", "step": 3}) is None  # not read as a step
+
+
+def test_holdout_quality_gives_the_candidates_their_start_and_the_teacher_line():
+    quality = holdout_quality(scored_history(), select_every=2, status="finished")
+    assert list(quality.points["step"]) == [0, 2, 4]
+    assert list(quality.points["holdout ndcg@10"]) == [0.020, 0.035, 0.028]
+    assert list(quality.points["candidate"]) == ["start", "checkpoint", "checkpoint"]
+    assert list(quality.points["selected"]) == [False, True, False]
+    assert quality.start == 0.020 and quality.references == {"teacher": 0.030} and not quality.note
+    # Teacher is scored first: while the candidates wait, the bar to beat already shows.
+    early = holdout_quality(scored_history()[:3], select_every=2, status="running")
+    assert early.points.empty and early.references == {"teacher": 0.030} and early.start is None and not early.empty
+    # No scores: each case says why.
+    assert "select_every = 0" in holdout_quality(scored_history()[:2], 0, "finished").note
+    assert "after the last step" in holdout_quality(scored_history()[:2], 50, "running").note
+    assert "stopped" in holdout_quality([], 50, "stopped").note
+    assert "start" in QUALITY_HELP and "teacher" in QUALITY_HELP and "\n" not in QUALITY_HELP
+
+
+def test_a_method_that_does_not_select_on_the_holdout_gets_no_quality_panel(tmp_path):
+    store = RunStore(tmp_path)
+    selecting = store.create("foster", {"budget": 5, "distill": {"select_every": 0}})
+    assert run_holdout_quality(selecting) is not None  # says why it has no scores
+    other = store.create("bptt", {"budget": 5, "distill": {"steps": 4}})
+    assert run_holdout_quality(other) is None
+    for event in scored_history():
+        other.append_history(event.to_record())
+    assert run_holdout_quality(other).start == 0.020  # scores in the history are drawn whatever the config
+
+
+def test_teacher_is_scored_with_the_same_quick_student_and_the_choice_does_not_change(tmp_path):
+    context = tiny_context(cache_dir=tmp_path)
+    config = get_method("foster").config(dict(steps=4, select_every=2, select_epochs=4, label_support=5))
+    candidates = [(step, labelled_selection(context, 4, config, selection))
+                  for step, selection in ((0, "kcenter"), (2, "longest"), (4, "herding"))]
+    events = []
+    chosen = select_on_holdout(context, candidates, config, events.append)
+    assert chosen is select_on_holdout(context, candidates, config, None)  # the silent selection keeps the same S
+    assert isinstance(events[0], ReferenceScored) and events[0].name == "teacher"
+    teacher = get_method("teacher").distill(context, 4, get_method("teacher").config(to_dict(config)))
+    assert events[0].holdout_ndcg == holdout_score(context, teacher, config)
+    scored = [e for e in events if isinstance(e, CandidateScored)]
+    assert [e.holdout_ndcg for e in scored] == [holdout_score(context, data, config) for _, data in candidates]
+    assert isinstance(events[-1], CandidateSelected) and len(events) == 1 + len(candidates) + 1
+
+
+def test_budget_to_reach_finds_the_smallest_budget_per_method_on_a_hand_made_table():
+    rows = [("foster", 10, 0.85), ("foster", 20, 0.93), ("foster", 20, 0.97), ("foster", 50, 0.96),
+            ("random", 10, 0.40), ("random", 50, 0.91), ("teacher", 20, None), ("full", None, 1.0)]
+    table = pd.DataFrame([{"method": m, "budget": b, "ndcg@10 / full": r, "status": "finished"} for m, b, r in rows]
+                         + [{"method": "random", "budget": 5, "ndcg@10 / full": 0.99, "status": "stopped"}])
+    reach = budget_to_reach(table).set_index("method")
+    ninety, ninety_five = reach_column(0.9), reach_column(0.95)
+    assert list(reach.index) == ["foster", "random", "teacher"]  # not the full-data reference
+    assert reach.loc["foster", ninety] == "20" and reach.loc["foster", ninety_five] == "20"  # mean of 0.93, 0.97
+    assert reach.loc["random", ninety] == "50" and reach.loc["random", ninety_five] == NOT_REACHED
+    assert reach.loc["teacher", ninety] == MISSING  # no full-data run: no ratio, not "not reached"
+    assert reach.loc["random", "best ratio"] == "0.91×" and reach.loc["random", "budgets tried"] == "10, 50"
+    assert budget_to_reach(pd.DataFrame()).empty
+
+
+def test_costs_use_the_students_training_seconds_and_give_the_speed_up(tmp_path):
+    store = RunStore(tmp_path)
+    setup = {"dataset": "tiny", "model": {}, "expert": {}, "student": {}}
+    test = {m: {"mean": 0.05, "std": 0.0} for m in ("ndcg@10", "recall@10", "recall@20")}
+    full = store.create("full", {**setup, "budget": None})
+    full.write_results({"test": test, "student_seconds": 30.0, "student_train_seconds": 20.0})
+    full.set_status("finished")
+    new = store.create("foster", {**setup, "budget": 5})
+    new.write_results({"test": test, "distill_seconds": 7.0, "student_seconds": 3.0, "student_train_seconds": 2.0})
+    new.set_status("finished")
+    old = store.create("random", {**setup, "budget": 5})
+    old.write_results({"test": test, "student_seconds": 4.0})  # results from before the split of the seconds
+    old.set_status("finished")
+    table = compare_table(store).set_index("run")
+    assert table.loc[new.id, "student train s"] == 2.0 and table.loc[new.id, "full-data train s"] == 20.0
+    assert table.loc[new.id, "speed-up vs full"] == 10.0 and table.loc[old.id, "speed-up vs full"] == 5.0
+    assert pd.isna(table.loc[full.id, "speed-up vs full"])  # the reference against itself is no speed-up
+    assert student_train_seconds({"student_seconds": 4.0}) == 4.0 and student_train_seconds(None) is None
+    headline = job_headline(table.reset_index(), [new.id])
+    assert list(headline["speed-up vs full"]) == ["10.0×"] and list(headline["student train s"]) == ["2.0"]
+    shown = side_by_side(visible_rows(table.reset_index(), False))
+    columns = list(shown.columns)
+    assert columns[2] == "ndcg@10 / full" and columns.index("speed-up vs full") > columns.index("ndcg@10 (mean ± std)")
+    assert set(shown["speed-up vs full"]) == {"10.0×", "5.0×", "–"}
+
+
+def test_the_position_strip_holds_each_positions_top_items_and_the_rest_of_its_mass():
+    items = torch.tensor([[[3, 1, 2], [4, 0, 5], [0, 0, 0]]])
+    probs = torch.tensor([[[0.5, 0.3, 0.2], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    synthetic = SyntheticData(items, probs, items, probs, torch.tensor([[True, True, False]]))
+    texts = [f"item {i}" for i in range(5)] + ["a very long text " * 10]
+    strip = position_strip(synthetic, 0, texts, k=2, text_width=20)
+    assert list(strip.columns) == STRIP_COLUMNS
+    first = strip[strip["position"] == 0]
+    assert list(first["rank"]) == ["1st", "2nd", REST] and list(first["item"]) == [3, 1, -1]
+    assert list(first["text"][:2]) == ["item 3", "item 1"]
+    assert first["p"].tolist() == pytest.approx([0.5, 0.3, 0.2])  # the rest: the 3rd item's mass
+    second = strip[strip["position"] == 1]
+    assert list(second["rank"]) == ["1st", REST] and second["p"].tolist() == pytest.approx([1.0, 0.0])
+    assert set(strip["position"]) == {0, 1}  # the padded position is not drawn
+    assert [rank_label(r) for r in (1, 2, 3, 4, 11, 12, 21)] == ["1st", "2nd", "3rd", "4th", "11th", "12th", "21st"]
+
+
+def chart_values(values) -> list:
+    """A plotly trace's x or y as a list: Plotly writes numeric arrays as {"dtype", "bdata"} (base64)."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def test_distill_draws_the_candidates_against_their_start_and_teacher(tiny):
+    store = RunStore(tiny / "runs")
+    run = store.create("foster", {"budget": 5, "dataset": "tiny", "distill": {"steps": 4, "select_every": 2}})
+    for event in scored_history():
+        run.append_history(event.to_record())
+    run.set_status("finished", "done")
+    distill = open_page("distill")  # no job from the app: the latest run with curves is shown
+    assert not distill.exception
+    [quality] = [json.loads(c.proto.spec) for c in distill.get("plotly_chart") if "Quality of S" in c.proto.spec]
+    candidates = next(t for t in quality["data"] if t["name"] == "candidates of S")
+    assert chart_values(candidates["x"]) == [0, 2, 4] and chart_values(candidates["y"]) == [0.020, 0.035, 0.028]
+    kept = next(t for t in quality["data"] if t["name"] == "kept")
+    assert chart_values(kept["x"]) == [2]
+    lines = {t["name"]: chart_values(t["y"]) for t in quality["data"] if t["mode"] == "lines"}
+    assert lines == {"start 0.0200": [0.020, 0.020], "teacher 0.0300": [0.030, 0.030]}
+    assert any(c.value == QUALITY_HELP for c in distill.caption)

@@ -31,7 +31,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 # (url path, screenshot name, page title, plotly charts the page must draw). Export comes first: the first
 # script run of a fresh server is where a page could run without app.py (as with a legacy pages/ folder).
 PAGES = [("export", "export", "Export", 0), ("", "home", "FOSTER Studio", 2), ("distill", "distill", "Distill", 1),
-         ("explore", "explore", "Explore", 2), ("compare", "compare", "Compare", 1)]
+         ("explore", "explore", "Explore", 3), ("compare", "compare", "Compare", 1)]
 NAVIGATION = ["Home", "Distill", "Explore", "Compare", "Export"]
 
 if not CHROMIUM.is_file():
@@ -67,7 +67,9 @@ def app_url(tmp_path_factory):
         try:
             queue = JobQueue(root / "runs")
             job = queue.submit(JobSpec(dataset=str(root / "tiny"), methods=["foster", "random"], budgets=[5],
-                                       distill={"steps": 20, "log_every": 2, "select_every": 0, "reset_every": 10},
+                                       # Holdout selection on, so Distill draws its quality chart.
+                                       distill={"steps": 20, "log_every": 2, "select_every": 10, "select_epochs": 10,
+                                                "reset_every": 10},
                                        student={"seeds": [0], "epochs": 20, "eval_every": 5},
                                        expert={"epochs": 5}, preset="quick", threads=1))
             assert queue.wait(job, timeout=240)["status"] == "finished", job.log[-3000:]
@@ -191,5 +193,62 @@ def test_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(app_
             box = header.bounding_box()
             assert box is not None and box["x"] + box["width"] <= 1400
             page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+RATIO_COLUMNS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
+GRID_COLUMNS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]')).map(grid => {
+    // Glide's data grid draws on a canvas; its accessibility table lists the columns it draws in the current
+    // scroll position (those at least partly inside the grid), by aria-colindex.
+    const box = grid.getBoundingClientRect(), scroller = grid.querySelector('.dvn-scroller');
+    return {right: box.right, scrollLeft: scroller ? scroller.scrollLeft : null,
+            columns: Array.from(grid.querySelectorAll('[role="columnheader"]'),
+                                h => [h.innerText.trim(), Number(h.getAttribute('aria-colindex'))])};
+})"""
+
+
+def test_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(app_url):
+    """Defect 4: at 1400 px the ratio-to-full columns of Compare's table are in view as the page opens."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"{app_url}/compare", wait_until="domcontentloaded")
+            wait_until_drawn(page, 1)
+            page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
+                                   timeout=30_000)  # the accessibility table has no size of its own
+            grids = page.evaluate(GRID_COLUMNS)
+            [table] = [g for g in grids if any(name == "budget" for name, _ in g["columns"])]
+            drawn = dict(table["columns"])
+            assert table["scrollLeft"] == 0 and table["right"] <= 1400  # the grid itself ends inside the window
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+            for column in RATIO_COLUMNS:
+                assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
+                # The column after it is drawn too, so this one ends inside the grid: wholly in view.
+                assert drawn[column] + 1 in drawn.values(), f"{column} is cut at the grid's right edge"
+            # The analyst's question first: the smallest budget reaching 90% / 95% of full data, above the table.
+            reach = [g for g in grids if any(name.startswith("budget for 90%") for name, _ in g["columns"])]
+            assert reach and grids.index(reach[0]) < grids.index(table)
+            page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_distill_draws_the_holdout_quality_of_s_against_teacher(app_url):
+    """Distill's quality chart in a real browser: the candidates of S, their start and teacher's line."""
+    if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
+        pytest.skip("the given run store may hold no holdout scores")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            page.goto(f"{app_url}/distill", wait_until="domcontentloaded")
+            wait_until_drawn(page, 2)
+            names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+                .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of S'))  // Streamlit wraps it in <b>
+                .flatMap(gd => gd._fullData.map(t => t.name))""")
+            assert "candidates of S" in names and "kept" in names, names
+            assert any(n.startswith("teacher ") for n in names) and any(n.startswith("start ") for n in names), names
         finally:
             browser.close()

@@ -97,13 +97,17 @@ def run_title(method, budget) -> str:
     return f"{method} n={int(budget) if float(budget).is_integer() else budget}"
 
 
-def job_headline(table: pd.DataFrame, run_ids: list[str], metric: str = "ndcg@10") -> pd.DataFrame:
-    """A finished job's headline numbers, one row per run of the job: the metric as mean ± std (or '1 student'),
-    the ratio to full data, and the student training speed-up against full data."""
+def job_headline(table: pd.DataFrame, run_ids: list[str], metric: str = "ndcg@10",
+                 finished_only: bool = False) -> pd.DataFrame:
+    """A job's headline numbers, one row per run of the job: the metric as mean ± std (or '1 student'), the ratio
+    to full data, and the student training speed-up against full data. `finished_only`: the runs done so far of
+    a job still at work (its first method's numbers show while the baselines run)."""
     columns = ["run", metric, f"{metric} / full", "student train s", "speed-up vs full"]
     if table.empty or not run_ids:
         return pd.DataFrame(columns=columns)
     rows = table[table["run"].isin(run_ids)]
+    if finished_only:
+        rows = rows[rows["status"] == "finished"]
     out = []
     for _, row in rows.iterrows():
         student = row.get("student train s")
