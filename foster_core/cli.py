@@ -15,7 +15,7 @@ from .core.loaders import load_dataset
 from .core.model import ModelConfig
 from .core.text_encoder import EncoderConfig
 from .core.training import TrainConfig
-from .methods import CandidateScored, CandidateSelected, StepEvent, all_methods, check_budget, get_method, method_names
+from .methods import CandidateScored, CandidateSelected, ReferenceScored, StepEvent, all_methods, check_budget, get_method, method_names
 from .methods.coresets import SELECTIONS
 from .methods.expert import DistillContext
 from .methods.foster import FosterConfig
@@ -192,6 +192,9 @@ class _EventLines:
                  f"{event.step}): holdout NDCG@10 {event.holdout_ndcg:.4f}")
         elif isinstance(event, CandidateSelected):
             _say(f"{self.label}: kept S after step {event.step} (holdout NDCG@10 {event.holdout_ndcg:.4f})")
+        elif isinstance(event, ReferenceScored):
+            _say(f"{self.label}: selection, {event.name}'s data as the bar to beat: holdout NDCG@10 "
+                 f"{event.holdout_ndcg:.4f}")
         elif isinstance(event, StepEvent) and event.of:
             tenth = 10 * event.step // event.of
             if tenth > self.last_tenth:

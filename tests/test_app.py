@@ -175,9 +175,9 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     page_text = " ".join(str(e.value) for kind in ("caption", "markdown", "warning", "info") for e in distill.get(kind))
     assert "n=None" not in page_text and "n=None" not in headline.to_string()
     assert "has no loss curve" not in page_text
-    # The quick preset keeps FOSTER's last S (select_every = 0): the quality panel says why it has no scores.
-    assert foster_run.config["distill"]["select_every"] == 0
-    assert "select_every = 0" in page_text and not any("Quality of S" in c.proto.spec for c in distill.get("plotly_chart"))
+    # The quick preset scores S on the holdout against teacher, so a new user sees the quality chart.
+    assert foster_run.config["distill"]["select_every"] == PRESETS["quick"].distill["select_every"] > 0
+    assert any("Quality of S" in c.proto.spec for c in distill.get("plotly_chart"))
 
     compare = open_app("Compare")
     assert not compare.exception

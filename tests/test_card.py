@@ -34,3 +34,15 @@ def test_a_stopped_run_has_a_card_that_says_it_was_not_evaluated(tmp_path):
     card = json.loads((outcome.run.path / "card.json").read_text())
     assert card["status"] == "stopped" and card["metrics"]["test"] == {}
     assert "Not evaluated" in (outcome.run.path / "card.md").read_text()
+
+
+def test_a_one_student_card_says_so_instead_of_a_zero_std():
+    from foster_core.runs.card import card_markdown
+    test = {"ndcg@10": {"mean": 0.0412, "std": 0.0}}
+    card = {"name": "x", "source_dataset": "d", "method": "teacher", "budget": 3, "run": "r", "created": "c",
+            "status": "finished", "metrics": {"test": test, "students": 1, "protocol": "p"}, "costs": {},
+            "files": {}, "config": {}}
+    markdown = card_markdown(card)
+    assert "| ndcg@10 | 0.0412 | – (1 student) |" in markdown and "0.0000" not in markdown
+    card["metrics"]["students"] = 2
+    assert "| ndcg@10 | 0.0412 | 0.0000 |" in card_markdown(card)

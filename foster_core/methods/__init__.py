@@ -9,11 +9,12 @@
 
 # Each module registers its methods on import; this order is the registry's (and the default bench's) order.
 from . import coresets, teacher, foster, bptt  # noqa: F401,I001
-from .events import CandidateScored, CandidateSelected, Checkpoint, Event, StepEvent, event_from_record
+from .events import (CandidateScored, CandidateSelected, Checkpoint, Event, ReferenceScored, StepEvent,
+                     event_from_record)
 from .expert import DistillContext
 from .registry import MethodSpec, RunSettings, all_methods, check_budget, distill, get_method, method_names
 
 __all__ = [
     "CandidateScored", "CandidateSelected", "Checkpoint", "DistillContext", "Event", "MethodSpec", "RunSettings",
-    "StepEvent", "all_methods", "check_budget", "distill", "event_from_record", "get_method", "method_names",
+    "ReferenceScored", "StepEvent", "all_methods", "check_budget", "distill", "event_from_record", "get_method", "method_names",
 ]

@@ -50,6 +50,10 @@ class FosterConfig(SoftStartConfig):
     # NDCG@10 on the training split's own holdout; 0 = keep the last S.
     select_every: int = 50
     select_epochs: int = 100  # the quick student's epoch budget
+    # Also score `teacher`'s data for the same budget on the holdout, by the same quick student: the bar S has
+    # to beat (a ReferenceScored event, the teacher line of the Distill page). One more quick student, and
+    # its time counts in FOSTER's distillation seconds; it never changes which S is kept.
+    score_teacher: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -201,15 +205,18 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
                       on_event: EventCallback | None) -> SyntheticData:
     """The candidate whose quick student scores best on the training split's holdout (ties: the earliest).
 
-    With `on_event`, `teacher`'s data for the same budget is scored first by the same quick student on the same
-    holdout (a ReferenceScored event): the bar S has to beat, drawn on the Distill page while the candidates
-    are scored. It is never a candidate, and each quick student seeds itself, so the choice does not change.
+    With `score_teacher`, `teacher`'s data for the same budget is scored first by the same quick student on the
+    same holdout (a ReferenceScored event): the bar S has to beat, drawn on the Distill page while the
+    candidates are scored. It is never a candidate, and each quick student seeds itself, so the choice does
+    not change.
     """
-    if on_event:
+    if config.score_teacher:
         teacher = distill_teacher(context, candidates[0][1].num_sequences,
                                   TeacherConfig(seed=config.seed, device=config.device,
                                                 label_support=config.label_support))
-        on_event(ReferenceScored("teacher", holdout_score(context, teacher, config)))
+        score = holdout_score(context, teacher, config)
+        if on_event:
+            on_event(ReferenceScored("teacher", score))
     scores = []
     for step, data in candidates:
         scores.append(holdout_score(context, data, config))

@@ -49,7 +49,9 @@ def card_markdown(card: dict) -> str:
     if test:
         lines += [f"## Quality ({card['metrics']['students']} student(s); {card['metrics']['protocol']})", "",
                   "| metric | mean | std |", "| --- | --- | --- |"]
-        lines += [f"| {m} | {v['mean']:.4f} | {v['std']:.4f} |" for m, v in test.items()]
+        # One student has no spread: the std cell says so instead of reading as a real zero.
+        spread = (lambda v: "– (1 student)") if card["metrics"]["students"] == 1 else (lambda v: f"{v['std']:.4f}")
+        lines += [f"| {m} | {v['mean']:.4f} | {spread(v)} |" for m, v in test.items()]
         lines.append("")
     else:
         lines += ["Not evaluated (the run did not finish).", ""]
