@@ -7,6 +7,7 @@ also copied to assets/screenshots/ for the README; FOSTER_BROWSER_DATASET and FO
 the app at an existing dataset and run store (the README's pictures use MovieLens) instead of tiny data.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -120,29 +121,35 @@ def wait_until_drawn(page, charts: int, timeout_ms: int = 90_000) -> None:
     page.wait_for_timeout(1500)  # let plotly finish its transitions before the screenshot
 
 
-def test_every_page_draws_its_charts_without_an_exception(app_url):
-    SHOTS.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def browser_page(height: int):
+    """A page of headless Debian Chromium, 1400 px wide, closed afterwards whatever happens."""
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            for path, name, title, charts in PAGES:
-                page.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
-                try:
-                    wait_until_drawn(page, charts)
-                except playwright_api.TimeoutError:
-                    page.screenshot(path=str(SHOTS / f"{name}-timeout.png"), full_page=True)
-                    raise
-                exceptions = page.locator('[data-testid="stException"]')
-                assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
-                assert page.locator("h1").first.inner_text().strip() == title
-                links = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
-                # Each link reads "<material icon name>\n\n<title>"; the title is its last line.
-                assert [link.inner_text().split("\n")[-1].strip() for link in links.all()] == NAVIGATION, name
-                assert "Dataset:" in page.locator('[data-testid="stSidebar"]').inner_text(), name
-                page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+            yield browser.new_page(viewport={"width": 1400, "height": height})
         finally:
             browser.close()
+
+
+def test_every_page_draws_its_charts_without_an_exception(app_url):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with browser_page(2000) as page:
+        for path, name, title, charts in PAGES:
+            page.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
+            try:
+                wait_until_drawn(page, charts)
+            except playwright_api.TimeoutError:
+                page.screenshot(path=str(SHOTS / f"{name}-timeout.png"), full_page=True)
+                raise
+            exceptions = page.locator('[data-testid="stException"]')
+            assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
+            assert page.locator("h1").first.inner_text().strip() == title
+            links = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
+            # Each link reads "<material icon name>\n\n<title>"; the title is its last line.
+            assert [link.inner_text().split("\n")[-1].strip() for link in links.all()] == NAVIGATION, name
+            assert "Dataset:" in page.locator('[data-testid="stSidebar"]').inner_text(), name
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     if os.environ.get("FOSTER_SCREENSHOTS_TO_ASSETS") == "1":
         ASSETS.mkdir(parents=True, exist_ok=True)
         for _, name, _, _ in PAGES:
@@ -170,31 +177,26 @@ FIND_DOT = """() => {
 def test_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(app_url):
     """Defects 1 and 7: Explore opens on the finished run, a click (not only a lasso) picks a sequence, the map
     rings it, and the position table shows every column, the nearest real item texts included, at 1400 px."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"{app_url}/explore", wait_until="domcontentloaded")
-            wait_until_drawn(page, 2)
-            assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
-            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-            dot = page.evaluate(FIND_DOT)
-            assert dot is not None
-            page.mouse.move(dot["x"], dot["y"])
-            page.wait_for_timeout(300)
-            page.mouse.click(dot["x"], dot["y"])
-            heading = f"Synthetic sequence #{dot['id']}"
-            page.wait_for_function("(text) => Array.from(document.querySelectorAll('h3')).some(h => "
-                                   "h.innerText.includes(text))", arg=heading, timeout=30_000)
-            wait_until_drawn(page, 2)
-            names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
-            assert f"selected #{dot['id']}" in names  # the ring drawn around the chosen dot
-            header = page.get_by_role("columnheader", name="nearest real item texts")
-            box = header.bounding_box()
-            assert box is not None and box["x"] + box["width"] <= 1400
-            page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(1600) as page:
+        page.goto(f"{app_url}/explore", wait_until="domcontentloaded")
+        wait_until_drawn(page, 2)
+        assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        dot = page.evaluate(FIND_DOT)
+        assert dot is not None
+        page.mouse.move(dot["x"], dot["y"])
+        page.wait_for_timeout(300)
+        page.mouse.click(dot["x"], dot["y"])
+        heading = f"Synthetic sequence #{dot['id']}"
+        page.wait_for_function("(text) => Array.from(document.querySelectorAll('h3')).some(h => "
+                               "h.innerText.includes(text))", arg=heading, timeout=30_000)
+        wait_until_drawn(page, 2)
+        names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
+        assert f"selected #{dot['id']}" in names  # the ring drawn around the chosen dot
+        header = page.get_by_role("columnheader", name="nearest real item texts")
+        box = header.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1400
+        page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
 
 
 RATIO_COLUMNS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
@@ -210,45 +212,35 @@ GRID_COLUMNS = """() => Array.from(document.querySelectorAll('[data-testid="stDa
 
 def test_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(app_url):
     """Defect 4: at 1400 px the ratio-to-full columns of Compare's table are in view as the page opens."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"{app_url}/compare", wait_until="domcontentloaded")
-            wait_until_drawn(page, 1)
-            page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
-                                   timeout=30_000)  # the accessibility table has no size of its own
-            grids = page.evaluate(GRID_COLUMNS)
-            [table] = [g for g in grids if any(name == "budget" for name, _ in g["columns"])]
-            drawn = dict(table["columns"])
-            assert table["scrollLeft"] == 0 and table["right"] <= 1400  # the grid itself ends inside the window
-            assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
-            for column in RATIO_COLUMNS:
-                assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
-                # The column after it is drawn too, so this one ends inside the grid: wholly in view.
-                assert drawn[column] + 1 in drawn.values(), f"{column} is cut at the grid's right edge"
-            # The analyst's question first: the smallest budget reaching 90% / 95% of full data, above the table.
-            reach = [g for g in grids if any(name.startswith("budget for 90%") for name, _ in g["columns"])]
-            assert reach and grids.index(reach[0]) < grids.index(table)
-            page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(1600) as page:
+        page.goto(f"{app_url}/compare", wait_until="domcontentloaded")
+        wait_until_drawn(page, 1)
+        page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
+                               timeout=30_000)  # the accessibility table has no size of its own
+        grids = page.evaluate(GRID_COLUMNS)
+        [table] = [g for g in grids if any(name == "budget" for name, _ in g["columns"])]
+        drawn = dict(table["columns"])
+        assert table["scrollLeft"] == 0 and table["right"] <= 1400  # the grid itself ends inside the window
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+        for column in RATIO_COLUMNS:
+            assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
+            # The column after it is drawn too, so this one ends inside the grid: wholly in view.
+            assert drawn[column] + 1 in drawn.values(), f"{column} is cut at the grid's right edge"
+        # The analyst's question first: the smallest budget reaching 90% / 95% of full data, above the table.
+        reach = [g for g in grids if any(name.startswith("budget for 90%") for name, _ in g["columns"])]
+        assert reach and grids.index(reach[0]) < grids.index(table)
+        page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
 
 
 def test_distill_draws_the_holdout_quality_of_s_against_teacher(app_url):
     """Distill's quality chart in a real browser: the candidates of S, their start and teacher's line."""
     if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
         pytest.skip("the given run store may hold no holdout scores")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            page.goto(f"{app_url}/distill", wait_until="domcontentloaded")
-            wait_until_drawn(page, 2)
-            names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-                .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of S'))  // Streamlit wraps it in <b>
-                .flatMap(gd => gd._fullData.map(t => t.name))""")
-            assert "candidates of S" in names and "kept" in names, names
-            assert any(n.startswith("teacher ") for n in names) and any(n.startswith("start ") for n in names), names
-        finally:
-            browser.close()
+    with browser_page(2000) as page:
+        page.goto(f"{app_url}/distill", wait_until="domcontentloaded")
+        wait_until_drawn(page, 2)
+        names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of S'))  // Streamlit wraps it in <b>
+            .flatMap(gd => gd._fullData.map(t => t.name))""")
+        assert "candidates of S" in names and "kept" in names, names
+        assert any(n.startswith("teacher ") for n in names) and any(n.startswith("start ") for n in names), names
