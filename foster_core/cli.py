@@ -255,16 +255,23 @@ def _command_bench(args: argparse.Namespace) -> int:
 
 
 def format_bench_table(report: dict) -> str:
+    full = report["rows"][0]  # the full-data row comes first
     lines = [f"{report['dataset']} — test metrics, mean ± std over {report['seeds']} students; full ranking",
-             "| method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | ratio Recall@10 | coverage | top-10% share | distill s | peak MB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | ratio Recall@10 | coverage | top-10% share | "
+             "distill s | peak MB | student train s | student eval s | train speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report["rows"]:
         cov = "" if row["coverage"] is None else f"{row['coverage']:.3f}"
+        train, evaluation = row.get("student_train_seconds"), row.get("student_eval_seconds")
+        # Student training seconds of full data over this row's: what training on the distilled data saves.
+        speedup = (full.get("student_train_seconds") or 0) / train if train else None
         lines.append(
             f"| {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
             f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f} | {row['recall@10']['mean']:.4f} ± {row['recall@10']['std']:.4f} | "
             f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "
-            f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} |")
+            f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} | "
+            f"{'' if train is None else f'{train:.1f}'} | {'' if evaluation is None else f'{evaluation:.1f}'} | "
+            f"{'' if speedup is None else f'{speedup:.0f}x'} |")
     return "\n".join(lines)
 
 

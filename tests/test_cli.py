@@ -63,6 +63,9 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
     table = capsys.readouterr().out
     assert "| teacher | 4 |" in table and "| full | all |" in table
     assert "- teacher n=4" in table and "full-data student 1/1: epoch 1" in table
+    # Student time split into training and evaluation, and the training speed-up against full data.
+    assert "| student train s | student eval s | train speed-up |" in table and "| 1x |" in table
+    assert all(r["student_train_seconds"] > 0 and r["student_eval_seconds"] > 0 for r in report["rows"])
 
 
 def test_budget_larger_than_the_data_is_a_message(tmp_path, capsys):
