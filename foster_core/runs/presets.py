@@ -36,10 +36,10 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "First result in about two minutes on a 2-core CPU: a 10-epoch expert, 40 FOSTER steps (S after steps 0, "
-        "20 and 40 scored on the training holdout against teacher, by quick 50-epoch students), one student of "
+        "20 and 40 scored on the training holdout against teacher, by quick 30-epoch students), one student of "
         "at most 100 epochs, and a 10-epoch full-data reference. Numbers are indicative, not paper-grade.",
         distill={"steps": 40, "log_every": 2, "checkpoint_every": 20, "reset_every": 20, "select_every": 20,
-                 "select_epochs": 50},
+                 "select_epochs": 30},
         student={"seeds": (0,), "epochs": 100, "patience": 30, "eval_every": 5},
         expert={"epochs": 10, "patience": 5},
     ),
