@@ -101,6 +101,11 @@ def item_subset(num_items: int, size: int, generator: torch.Generator, *always: 
     return torch.unique(torch.cat(parts))
 
 
+def exact_softmax(num_items: int, cfg: TrainConfig) -> bool:
+    """Whether a step's softmax runs over every item (small catalogues, or no negatives asked for)."""
+    return cfg.softmax_negatives == 0 or num_items <= cfg.full_softmax_up_to
+
+
 def softmax_items(num_items: int, touched: torch.Tensor, cfg: TrainConfig,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(items, log_weights): the sorted items a step's softmax runs over, and what to add to their scores.
@@ -111,7 +116,7 @@ def softmax_items(num_items: int, touched: torch.Tensor, cfg: TrainConfig,
     item is drawn with probability q = 1 - (1 - 1/M)^N, so weighting its exp(score) by 1/q (log-weight
     -log q) makes the sum an unbiased estimate of the full partition function: the sampled-softmax correction
     (Jean et al., 2015, "On using very large target vocabulary"), with the sure items counted exactly."""
-    if cfg.softmax_negatives == 0 or num_items <= cfg.full_softmax_up_to:
+    if exact_softmax(num_items, cfg):
         return torch.arange(num_items), torch.zeros(num_items)
     drawn = torch.unique(torch.randint(num_items, (cfg.softmax_negatives,), generator=generator))
     drawn = drawn[~torch.isin(drawn, touched)]
@@ -144,10 +149,14 @@ def train_on_sequences(
     inputs, targets = torch.from_numpy(inputs), torch.from_numpy(targets)
 
     sampler = torch.Generator().manual_seed(cfg.seed + 1)  # negatives: their own stream, apart from batch order
+    exact = exact_softmax(text_embeddings.shape[0], cfg)
 
     def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         seqs, next_items = _trim_padding(*batch, real=batch[0] != PAD_ID)
         real = next_items != PAD_ID
+        if exact:  # one table of every item, for the inputs and the scores alike
+            table = model.item_embeddings()
+            return F.cross_entropy(model(seqs, item_table=table)[real] @ table.T, next_items[real])
         # One item table per batch, for only the items the step needs: inputs, targets and sampled negatives.
         touched = torch.unique(torch.cat([seqs[seqs != PAD_ID], next_items[real]])).cpu()
         items, log_weights = softmax_items(model.num_items, touched, cfg, sampler)
@@ -219,9 +228,15 @@ def train_on_synthetic(
     tensors = (synthetic.input_items[:, last], synthetic.input_probs[:, last].float(),
                synthetic.label_items[:, last], synthetic.label_probs[:, last].float(), synthetic.mask[:, last].bool())
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
+    exact = exact_softmax(num_items, cfg)
 
     def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         in_items, in_probs, lab_items, lab_probs, real = _trim_padding(*batch, real=batch[4])
+        if exact:  # item ids are rows of the whole catalogue's table: no lookup into a subset
+            table = model.item_embeddings()
+            hidden = model.forward_tokens(expected_embeddings(in_items, in_probs, table), real)[real]
+            log_probs = F.log_softmax(hidden @ table.T, dim=-1)
+            return -(lab_probs[real] * log_probs.gather(-1, lab_items[real])).sum(-1).mean()
         touched = torch.unique(torch.cat([in_items[real].flatten(), lab_items[real].flatten()])).cpu()
         items, log_weights = softmax_items(model.num_items, touched, cfg, sampler)
         items, log_weights = items.to(real.device), log_weights.to(real.device)
