@@ -8,13 +8,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from foster_core.analysis.compare import compare_table, job_headline, run_title
-from foster_core.analysis.progress import (QUALITY_HELP, format_seconds, loss_frame, run_holdout_quality, run_progress,
+from foster_core.analysis.progress import (QUALITY_HELP, loss_frame, run_holdout_quality, run_progress,
                                            term_help)
 from foster_core.app import forms
 from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
                                 run_store)
 from foster_core.core.data import DataError
 from foster_core.methods import get_method, method_names
+from foster_core.runs.evaluator import format_seconds
 from foster_core.runs.jobs import ACTIVE, default_threads
 from foster_core.runs.presets import PRESETS, parse_budgets
 from foster_core.runs.resume import resume_spec

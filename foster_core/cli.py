@@ -21,7 +21,7 @@ from .methods.expert import DistillContext
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
-from .runs.evaluator import EpochReporter, StudentConfig, format_duration
+from .runs.evaluator import EpochReporter, StudentConfig, format_seconds
 from .runs.experiment import FULL, build_context, run_bench, train_full_data
 from .runs.resume import resume_in_foreground
 from .runs.run_store import RunNotFound, RunStore
@@ -202,7 +202,7 @@ class _EventLines:
                 per_step = event.seconds / max(event.step, 1)
                 losses = ", ".join(f"{k} {v:.3f}" for k, v in event.losses().items())
                 _say(f"{self.label}: step {event.step}/{event.of}, {losses}; {per_step:.2f} s/step, "
-                     f"{format_duration(per_step * (event.of - event.step))} left")
+                     f"{format_seconds(per_step * (event.of - event.step))} left")
 
 
 def _method_values(args: argparse.Namespace) -> dict:
@@ -226,9 +226,12 @@ def _command_distill(args: argparse.Namespace) -> int:
         elif isinstance(event, StepEvent):
             bar.set(event.step, event.of, **{k: f"{v:.3f}" for k, v in event.losses().items()})
 
+    def student_line(line: str) -> None:  # students come after the last step: the bar is done by then
+        bar.close()
+        _say(line)
+
     outcome = run_method(context, args.method, args.budget, get_method(args.method).config(_method_values(args)),
-                         _student_config(args), RunStore(args.runs_dir), on_event=on_event,
-                         progress=lambda line: (bar.close(), _say(line)))
+                         _student_config(args), RunStore(args.runs_dir), on_event=on_event, progress=student_line)
     bar.close()
     print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
     if outcome.results:

@@ -74,13 +74,6 @@ def loss_frame(steps: list[StepEvent]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "term", "value"])
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
 @dataclass
 class HoldoutQuality:
     """What the Distill page's quality chart draws: each scored candidate of S, and the lines to compare it with."""

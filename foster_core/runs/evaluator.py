@@ -121,12 +121,15 @@ class EpochReporter:
             text += f", NDCG@10 {score:.4f} (best {self.best:.4f} at epoch {self.best_epoch})"
         per_epoch = record["seconds"] / epoch
         last = min(self.cfg.epochs, self.best_epoch + self.cfg.patience)
-        left = format_duration(per_epoch * max(0, last - epoch))
+        left = format_seconds(per_epoch * max(0, last - epoch))
         self.say(f"{text}; {per_epoch:.1f} s/epoch, {left} left if NDCG@10 stops improving")
 
 
-def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+def format_seconds(seconds: float | None) -> str:
+    """'42 s', '3 min 05 s', or '–' without a value: how every progress line and page states a duration."""
+    if seconds is None:
+        return "–"
+    seconds = max(0, int(round(seconds)))
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
