@@ -3,9 +3,9 @@
 import plotly.express as px
 import streamlit as st
 
-from foster_core.analysis.compare import REACH_FRACTIONS, budget_to_reach, compare_table
-from foster_core.app.tables import (HIDDEN_STATUSES, budget_curves, full_reference_value, shown_metrics,
-                                   side_by_side, visible_rows)
+from foster_core.analysis.compare import REACH_FRACTIONS, architecture_table, budget_to_reach, compare_table
+from foster_core.app.tables import (HIDDEN_STATUSES, architecture_view, budget_curves, full_reference_value,
+                                   shown_metrics, side_by_side, visible_rows)
 from foster_core.app.ui import cached_dataset, current_dataset_spec, run_store
 
 st.title("Compare")
@@ -72,6 +72,16 @@ else:
         figure.update_xaxes(tickmode="array", tickvals=sorted(curves["budget"].unique().tolist()))
     figure.update_layout(height=420, margin=dict(t=30, b=10))
     st.plotly_chart(figure, width="stretch", key="compare_chart")
+
+by_architecture = architecture_table(store)
+if not by_architecture.empty:
+    by_architecture = by_architecture[by_architecture["dataset"] == dataset]
+if not by_architecture.empty:
+    st.subheader("Other recommenders on the same data")
+    st.dataframe(architecture_view(by_architecture), hide_index=True, width="stretch", key="compare_architectures")
+    st.caption("Runs whose synthetic data also trained other student architectures (`--students` on the command "
+               "line). *ndcg@10 / own full*: against the same architecture trained on all the real training data; "
+               "*speed-up vs own full*: how many times faster it trains on the synthetic data.")
 
 st.subheader("Delete runs")
 deletable = all_rows[all_rows["status"] != "running"]["run"].tolist()

@@ -253,6 +253,12 @@ with st.expander("Advanced settings"):
                                         key=f"student_epochs_{preset_name}")
     student_patience = s_right.number_input("student patience", 1, 5000, student_defaults.patience,
                                             key=f"student_patience_{preset_name}")
+    architectures = st.multiselect(
+        "student architectures", forms.architecture_names(), default=list(student_defaults.architectures),
+        key=f"student_architectures_{preset_name}",
+        help="Recommenders trained on the synthetic data (and on full data, for the reference); the first gives "
+             "the headline numbers, and Compare shows each one against its own full-data training. "
+             + forms.architecture_help())
     st.markdown("**Expert and full-data reference** (TrainConfig)")
     e_left, e_mid, e_right = st.columns(3)
     expert_epochs = e_left.number_input("expert epochs (max)", 1, 1000, expert_defaults.epochs,
@@ -267,7 +273,7 @@ try:
     budgets = parse_budgets(sweep, int(budget), cached_usable_count(spec))
     new_job = forms.checked_job_spec(
         spec, run_list, budgets, forms.shared_distill_values(preset, edited),
-        forms.student_config(preset, seeds, student_epochs, student_patience),
+        forms.student_config(preset, seeds, student_epochs, student_patience, architectures),
         forms.expert_config(preset, expert_epochs), preset_name, int(threads), bool(reference))
 except ValueError as exc:
     st.error(f"Check the settings: {exc}")

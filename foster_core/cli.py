@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .analysis.compare import format_mean_std
+from .core.architectures import DEFAULT_ARCHITECTURE, architecture_names, get_architecture
 from .core.atomic import atomic_write_json
 from .core.data import DataConfig, DataError
 from .core.loaders import load_dataset
@@ -143,6 +145,10 @@ METHOD_FLAGS = (
 
 def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=_positive_int, default=3, help="students trained per evaluation (mean and std)")
+    parser.add_argument("--students", nargs="+", default=[DEFAULT_ARCHITECTURE], choices=architecture_names(),
+                        metavar="ARCH", help="student architectures trained on the synthetic data (and, in bench, "
+                        "on full data), the first for the headline numbers; "
+                        + "; ".join(f"{n}: {get_architecture(n).help}" for n in architecture_names()))
     for flag, name, kind, text in METHOD_FLAGS:
         parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
     parser.add_argument("--init-selection", default=None, choices=SELECTIONS,
@@ -213,7 +219,8 @@ def _method_values(args: argparse.Namespace) -> dict:
 
 
 def _student_config(args: argparse.Namespace) -> StudentConfig:
-    return StudentConfig(seeds=tuple(range(args.seeds)), device=args.device)
+    return StudentConfig(seeds=tuple(range(args.seeds)), device=args.device,
+                         architectures=tuple(dict.fromkeys(args.students)))
 
 
 def _command_distill(args: argparse.Namespace) -> int:
@@ -239,6 +246,9 @@ def _command_distill(args: argparse.Namespace) -> int:
         print(f"test NDCG@10 {test['ndcg@10']['mean']:.4f} ± {test['ndcg@10']['std']:.4f}, "
               f"Recall@10 {test['recall@10']['mean']:.4f} ± {test['recall@10']['std']:.4f} "
               f"({len(outcome.results['per_seed_test'])} students); distilled in {outcome.distill_seconds:.1f}s")
+        for arch, numbers in outcome.results.get("by_architecture", {}).items():
+            print(f"  {arch}: test NDCG@10 {numbers['test']['ndcg@10']['mean']:.4f} ± "
+                  f"{numbers['test']['ndcg@10']['std']:.4f}, student training {numbers['student_train_seconds']:.1f} s")
     return 0
 
 
@@ -274,6 +284,27 @@ def format_bench_table(report: dict) -> str:
             f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "
             f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} | "
             f"{'' if train is None else f'{train:.1f}'} | {'' if evaluation is None else f'{evaluation:.1f}'} | "
+            f"{'' if speedup is None else f'{speedup:.0f}x'} |")
+    if "by_architecture" in report:
+        lines += ["", format_architecture_table(report)]
+    return "\n".join(lines)
+
+
+def format_architecture_table(report: dict) -> str:
+    """The bench's transfer table: every student architecture on every method's data, each against its own
+    full-data training."""
+    lines = ["Student architectures — each ratio and speed-up is against the same architecture trained on full data",
+             "| student | method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | student train s | train speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    names = architecture_names()
+    order = {name: i for i, name in enumerate(names)}  # registry order; a name this version lacks goes last
+    for row in sorted(report["by_architecture"], key=lambda r: order.get(r["architecture"], len(names))):
+        ratio, train, speedup = row["ratio_ndcg@10"], row["student_train_seconds"], row["train_speedup"]
+        lines.append(
+            f"| {row['architecture']} | {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
+            f"{format_mean_std(row['ndcg@10']['mean'], row['ndcg@10']['std'], row.get('seeds'))} | "
+            f"{format_mean_std(row['recall@10']['mean'], row['recall@10']['std'], row.get('seeds'))} | "
+            f"{'' if ratio is None else f'{ratio:.2f}'} | {'' if train is None else f'{train:.1f}'} | "
             f"{'' if speedup is None else f'{speedup:.0f}x'} |")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from foster_core.core.architectures import architecture_names
 from foster_core.core.data import DataError
 from foster_core.core.loaders import load_dataset
 from foster_core.core.sources import save_upload, upload_error_message
@@ -131,6 +132,13 @@ def test_the_advanced_settings_reach_the_job_as_its_shared_method_values(own_stu
     distill.number_input(key="distill_quick_foster_label_support").set_value(5)
     distill.multiselect(key="baselines").set_value(["teacher", "random"]).run()
     assert not distill.error
+    # Student architectures from the registry; none chosen is refused before Start.
+    architectures = distill.multiselect(key="student_architectures_quick")
+    assert architectures.options == architecture_names() and architectures.value == ["sasrec"]
+    architectures.set_value([]).run()
+    assert any("at least one architecture" in e.value for e in distill.error)
+    distill.multiselect(key="student_architectures_quick").set_value(["sasrec", "gru4rec"]).run()
+    assert not distill.error
     distill.button(key="start").click().run()
     assert not distill.exception
     [spec] = spawned
@@ -140,6 +148,7 @@ def test_the_advanced_settings_reach_the_job_as_its_shared_method_values(own_stu
     configs = job_configs(spec).methods
     assert configs["foster"].steps == 7 and configs["foster"].label_support == 5
     assert configs["teacher"].label_support == 5  # a baseline takes the shared fields it has
+    assert job_configs(spec).student.architectures == ("sasrec", "gru4rec")
     assert [job.spec.methods for job in JobQueue(own_studio / "runs").jobs()] == [spec.methods]
 
 

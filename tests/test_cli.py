@@ -50,7 +50,8 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
     assert "expert: epoch 1, loss" in printed and "NDCG@10" in printed and "left" in printed
     assert "student 1/1: test NDCG@10" in printed
     out = tmp_path / "bench.json"
-    assert main(["bench", "--methods", "random", "teacher", "--budgets", "2", "4", "--out", str(out), *common]) == 0
+    assert main(["bench", "--methods", "random", "teacher", "--budgets", "2", "4", "--out", str(out),
+                 "--students", "sasrec", "gru4rec", *common]) == 0
     report = json.loads(out.read_text())
     assert [(r["method"], r["budget"]) for r in report["rows"]] == [
         ("full", None), ("random", 2), ("random", 4), ("teacher", 2), ("teacher", 4)]
@@ -66,6 +67,15 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
     # Student time split into training and evaluation, and the training speed-up against full data.
     assert "| student train s | student eval s | train speed-up |" in table and "| 1x |" in table
     assert all(r["student_train_seconds"] > 0 and r["student_eval_seconds"] > 0 for r in report["rows"])
+    # --students: every architecture on every method's data, against its own full-data training.
+    assert [(r["architecture"], r["method"], r["budget"]) for r in report["by_architecture"]][:4] == [
+        ("sasrec", "full", None), ("gru4rec", "full", None), ("sasrec", "random", 2), ("gru4rec", "random", 2)]
+    gru_full = [r for r in report["by_architecture"] if r["architecture"] == "gru4rec" and r["method"] == "full"][0]
+    gru_teacher = [r for r in report["by_architecture"] if r["architecture"] == "gru4rec" and r["budget"] == 4
+                   and r["method"] == "teacher"][0]
+    assert gru_teacher["ratio_ndcg@10"] == gru_teacher["ndcg@10"]["mean"] / gru_full["ndcg@10"]["mean"]
+    assert "| gru4rec | teacher | 4 |" in table and "against the same architecture trained on full data" in table
+    assert full_runs[0].results["by_architecture"]["gru4rec"]["test"]["ndcg@10"] == gru_full["ndcg@10"]
 
 
 def test_budget_larger_than_the_data_is_a_message(tmp_path, capsys):
@@ -79,16 +89,18 @@ def test_budget_larger_than_the_data_is_a_message(tmp_path, capsys):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_bad_arguments_and_an_unwritable_out_are_one_line_before_any_work(tmp_path):
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "foster_core", *args], capture_output=True, text=True, timeout=120)
-
-    proc = run("distill", "--budget", "0")
+def test_bad_arguments_and_an_unwritable_out_are_one_line_before_any_work(tmp_path, capsys):
+    # The real entry point once (argparse's own errors end the process); the rest through main(), which
+    # `python -m foster_core` calls with the same arguments.
+    proc = subprocess.run([sys.executable, "-m", "foster_core", "distill", "--budget", "0"], capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: argument --budget: must be at least 1, got 0 (see: python -m foster_core distill --help)"]
     missing = tmp_path / "no_such_folder" / "report.json"
-    proc = run("train", "--dataset", "movielens", "--out", str(missing))  # refused before loading or training
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: --out {missing}: the folder {missing.parent} does not exist"
-    proc = run("train", "--dataset", str(tmp_path / "nowhere"))
-    assert proc.returncode == 2 and "nowhere: no such file or folder" in proc.stderr
+    assert main(["train", "--dataset", "movielens", "--out", str(missing)]) == 2  # before loading or training
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"error: --out {missing}: the folder {missing.parent} does not exist"
+    assert captured.out == ""
+    assert main(["train", "--dataset", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such file or folder" in capsys.readouterr().err

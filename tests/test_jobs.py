@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock
+from foster_core.runs.evaluator import StudentConfig
+from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock, reference_covers
 
 
 def coreset_spec(folder, **changes) -> JobSpec:
@@ -26,6 +27,17 @@ def test_a_job_runs_in_a_worker_and_records_its_runs_in_the_store(tmp_path, tiny
     assert runs["random"].results["test"]["ndcg@10"]["mean"] >= 0
     assert runs["random"].config["job"] == job.id and runs["random"].config["dataset_spec"] == str(tiny_folder)
     assert queue.active() == [] and queue.jobs()[0].id == job.id
+
+
+def test_a_reference_is_trained_again_when_it_lacks_an_architecture_the_students_have(tmp_path):
+    queue = JobQueue(tmp_path / "runs")
+    run = queue.store.create("full", {"dataset": "d"})
+    run.write_results({"test": {}, "architecture": "sasrec"})
+    assert reference_covers(run, StudentConfig())
+    assert not reference_covers(run, StudentConfig(architectures=("sasrec", "gru4rec")))
+    run.write_results({"test": {}, "by_architecture": {"sasrec": {}, "gru4rec": {}}})
+    assert reference_covers(run, StudentConfig(architectures=("gru4rec",)))
+    assert not reference_covers(None, StudentConfig())
 
 
 def test_a_second_job_waits_behind_the_holder_of_the_queue_and_can_be_cancelled(tmp_path, tiny_folder):

@@ -7,7 +7,7 @@ from foster_core.methods.expert import DistillContext
 
 from foster_core.methods.registry import distill
 from foster_core.core.model import ModelConfig
-from foster_core.analysis.projection import (MapConfig, coverage_summary, map_frame, nearest_real_sequences, popularity_profile,
+from foster_core.analysis.projection import (MapConfig, cosine_neighbours, coverage_summary, map_frame, nearest_real_sequences, popularity_profile,
                                     position_table, project_2d, synthetic_embeddings, real_embeddings)
 from foster_core.core.synthetic import SyntheticData
 from foster_core.core.training import TrainConfig
@@ -46,6 +46,22 @@ def test_umap_projects_to_two_finite_dimensions(tmp_path):
     points = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
     coords = project_2d(points, MapConfig(n_neighbors=5), cache_dir=tmp_path)
     assert coords.shape == (40, 2) and np.isfinite(coords).all()
+    # Points that are neighbours stay nearer each other on the map than the average pair does.
+    nearest, _ = cosine_neighbours(points, 2)
+    near = np.linalg.norm(coords - coords[nearest[:, 1]], axis=1).mean()
+    spread = np.linalg.norm(coords[:, None] - coords[None], axis=2).mean()
+    assert near < 0.5 * spread
+
+
+def test_the_map_s_neighbours_are_the_exact_cosine_neighbours_each_point_first():
+    # Directions 0, 10, 80 and 90 degrees; the fifth point repeats the first.
+    angles = np.radians([0.0, 10.0, 80.0, 90.0, 0.0])
+    points = np.stack([np.cos(angles), np.sin(angles)], axis=1) * np.array([[1.0], [2.0], [1.0], [3.0], [5.0]])
+    indices, distances = cosine_neighbours(points, 3, chunk=2)
+    assert indices.tolist() == [[0, 4, 1], [1, 0, 4], [2, 3, 1], [3, 2, 1], [4, 0, 1]]
+    assert distances[:, 0].tolist() == [0.0] * 5
+    assert distances[0, 2] == pytest.approx(1 - np.cos(np.radians(10.0)), abs=1e-6)
+    assert distances[2, 2] == pytest.approx(1 - np.cos(np.radians(70.0)), abs=1e-6)
 
 
 def test_position_table_names_item_texts_probabilities_and_nearest_texts(context):

@@ -71,7 +71,7 @@ def test_a_worker_killed_at_random_moments_leaves_an_interrupted_run_that_resume
 
     job = queue.submit(spec)
     run_id = None
-    for attempt in range(3):
+    for attempt in range(2):  # the second kill lands in a run that was resumed once already
         # A random moment after the run has made some progress (the first time: after its first checkpoint,
         # so that there is something to resume from); kills land before, during and after atomic writes.
         def progressed() -> bool:
@@ -101,7 +101,7 @@ def test_a_worker_killed_at_random_moments_leaves_an_interrupted_run_that_resume
     state = queue.wait(job, timeout=240)
     assert state["status"] == "finished", job.log[-3000:]
     run = queue.store.get(run_id)
-    assert run.status["status"] == "finished" and run.status["resumes"] == 3
+    assert run.status["status"] == "finished" and run.status["resumes"] == 2
     assert run.results["test"]["ndcg@10"]["mean"] >= 0 and run.synthetic_path.is_file()
     steps = [r["step"] for r in run.history]
     assert steps == sorted(set(steps)) and steps[-1] == TINY_DISTILL["steps"]  # no step lost or counted twice

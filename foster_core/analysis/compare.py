@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..runs.evaluator import HEADLINE
+from ..runs.evaluator import HEADLINE, architecture_rows, speed_up, student_train_seconds
 from ..runs.experiment import FULL
 from ..runs.run_store import RunStore
 
@@ -41,20 +41,32 @@ def compare_table(store: RunStore) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def student_train_seconds(results: dict | None) -> float | None:
-    """Seconds to train one student: its training steps alone (`student_train_seconds`) where the results say,
-    else `student_seconds` (older results, whose figure includes the student's evaluation passes)."""
-    results = results or {}
-    value = results.get("student_train_seconds")
-    return value if value is not None else results.get("student_seconds")
+def architecture_table(store: RunStore) -> pd.DataFrame:
+    """One row per (finished run, student architecture), for the runs whose students were of several
+    architectures: test metrics, the ratio to the same architecture's full-data training (in the matching
+    full-data run), and the training speed-up against it. Empty when no run trained several."""
+    rows = []
+    runs = store.list()
+    for run in runs:
+        config, results = run.config, run.results or {}
+        if "by_architecture" not in results or run.status.get("status") != "finished":
+            continue
+        reference = store.find_reference(config, runs) if config.get("method") != FULL else run
+        for row in architecture_rows(config.get("method"), config.get("budget"), results,
+                                     reference.results if reference else None):
+            rows.append({"run": run.id, "dataset": config.get("dataset"), **_flat(row)})
+    return pd.DataFrame(rows)
 
 
-def speed_up(student: float | None, full: float | None, method=None) -> float | None:
-    """How many times faster a student trains on the synthetic data than on all the data (None for the
-    full-data reference itself, or when either time is missing)."""
-    if method == FULL or student is None or full is None or pd.isna(student) or pd.isna(full) or student <= 0:
-        return None
-    return full / student
+def _flat(row: dict) -> dict:
+    """architecture_rows' {'mean', 'std'} metrics as 'metric' and 'metric std' columns, as compare_table's."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, dict) and "mean" in value:
+            out[key], out[f"{key} std"] = value["mean"], value["std"]
+        else:
+            out[key] = value
+    return out
 
 
 def format_mean_std(mean, std, seeds=None) -> str:

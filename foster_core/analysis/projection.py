@@ -9,6 +9,7 @@ then mapped to 2-D with UMAP (PCA for very few points). Fits are cached on disk,
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +105,9 @@ def project_2d(points: np.ndarray, config: MapConfig | None = None, cache_dir: s
     config = config or MapConfig()
     points = np.ascontiguousarray(points, dtype=np.float32)
     method = config.method if len(points) >= 10 else "pca"
-    digest = hashlib.sha256(repr((method, config.seed, config.n_neighbors, config.min_dist, points.shape)).encode())
+    # "exact-knn": UMAP fits on exact neighbours (below); maps cached before that are not reused.
+    digest = hashlib.sha256(repr((method, "exact-knn", config.seed, config.n_neighbors, config.min_dist,
+                                  points.shape)).encode())
     digest.update(points.tobytes())
     path = Path(cache_dir or default_cache_dir()) / "projections" / f"{digest.hexdigest()[:32]}.npy"
     if path.is_file():
@@ -112,9 +115,15 @@ def project_2d(points: np.ndarray, config: MapConfig | None = None, cache_dir: s
     if method == "umap":
         import umap  # imported here: numba compiles on first use, seconds the other pages should not pay
 
-        reducer = umap.UMAP(n_neighbors=max(2, min(config.n_neighbors, len(points) - 1)), min_dist=config.min_dist,
-                            random_state=config.seed, metric="cosine")
-        coords = reducer.fit_transform(points)
+        k = max(2, min(config.n_neighbors, len(points) - 1))
+        # The neighbours are computed here, exactly (a map holds a few thousand points at most), and handed to
+        # UMAP: its own search is compiled by numba on first use, about 10 s of a first map on a 2-core CPU.
+        with warnings.catch_warnings():  # no search index is passed: UMAP warns that it cannot `transform`
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            warnings.filterwarnings("ignore", message=".*n_jobs value.*")  # one thread, as a seeded fit must be
+            reducer = umap.UMAP(n_neighbors=k, min_dist=config.min_dist, random_state=config.seed, metric="cosine",
+                                precomputed_knn=cosine_neighbours(points, k), force_approximation_algorithm=True)
+            coords = reducer.fit_transform(points)
     else:
         centred = points - points.mean(0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -125,6 +134,22 @@ def project_2d(points: np.ndarray, config: MapConfig | None = None, cache_dir: s
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), coords))
     return coords
+
+
+def cosine_neighbours(points: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances), each (n, k): every point's k nearest points by cosine distance, itself first
+    (as UMAP's own search returns them), computed exactly in row chunks."""
+    unit = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    indices, distances = [], []
+    for start in range(0, len(unit), chunk):
+        block = np.maximum(1.0 - unit[start : start + chunk] @ unit.T, 0.0)
+        rows = np.arange(len(block))
+        block[rows, start + rows] = -1.0  # itself first, even beside an identical point
+        nearest = np.argsort(block, axis=1, kind="stable")[:, :k]
+        found = np.take_along_axis(block, nearest, axis=1)
+        indices.append(nearest)
+        distances.append(np.maximum(found, 0.0))
+    return np.concatenate(indices), np.concatenate(distances).astype(np.float32)
 
 
 def sequence_preview(texts: list[str], items: list[int] | np.ndarray, first: int = 3, width: int = 60) -> str:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..analysis.compare import run_title
+from ..core.architectures import architecture_names, get_architecture
 from ..core.training import TrainConfig
 from ..methods.coresets import SELECTIONS
 from ..methods.registry import MethodSpec, all_methods, get_method, method_names
@@ -54,8 +55,18 @@ def shared_distill_values(preset: Preset, edited: dict) -> dict:
     return {**preset.distill, **edited}
 
 
-def student_config(preset: Preset, seeds: int, epochs: int, patience: int) -> StudentConfig:
-    return replace(preset.student_config(), seeds=tuple(range(int(seeds))), epochs=int(epochs), patience=int(patience))
+def student_config(preset: Preset, seeds: int, epochs: int, patience: int,
+                   architectures: list[str] | None = None) -> StudentConfig:
+    """The job's students: the preset's, with the page's seeds, epochs, patience and architectures (the first
+    is the headline; none chosen is refused with StudentConfig's message)."""
+    chosen = preset.student_config().architectures if architectures is None else tuple(architectures)
+    return replace(preset.student_config(), seeds=tuple(range(int(seeds))), epochs=int(epochs), patience=int(patience),
+                   architectures=chosen)
+
+
+def architecture_help() -> str:
+    """The student architectures' one-line descriptions, for the page's help."""
+    return "; ".join(f"{name}: {get_architecture(name).help}" for name in architecture_names())
 
 
 def expert_config(preset: Preset, epochs: int) -> TrainConfig:

@@ -49,6 +49,24 @@ def side_by_side(rows: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def architecture_view(rows: pd.DataFrame) -> pd.DataFrame:
+    """The per-architecture table as text cells: each student architecture's NDCG@10 on each run's data, its
+    ratio to that architecture's own full-data training, its training seconds and speed-up."""
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.sort_values(["architecture", "budget"], na_position="first", kind="stable")
+    return pd.DataFrame({
+        "student": rows["architecture"],
+        "method": rows["method"],
+        "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])],
+        "ndcg@10 / own full": [format_number(v, "{:.2f}×") for v in rows["ratio_ndcg@10"]],
+        "ndcg@10 (mean ± std)": mean_std(rows, "ndcg@10"),
+        "student train s": [format_number(v, "{:.1f}") for v in rows["student_train_seconds"]],
+        "speed-up vs own full": [format_number(v, "{:.1f}×") for v in rows["train_speedup"]],
+        "run": rows["run"],
+    })
+
+
 def budget_curves(picked: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean and std of `metric` per (method, budget) of the distillation runs among `picked`, by budget."""
     if metric not in picked:

@@ -12,6 +12,10 @@ Inputs come in two kinds with one code path after the embedding:
 Padded positions never produce NaN: each query may always attend to itself, and a timeline mask
 zeroes padded positions after every block (the original SASRec recipe), instead of a key-padding
 mask that leaves fully-masked rows.
+
+`ItemTextModel` holds the item side every student architecture shares; `TextSASRec` adds SASRec's
+blocks. The other students (a GRU4Rec, an ID-based SASRec) live in their own files and are listed, by
+name, in `architectures.py`.
 """
 
 from __future__ import annotations
@@ -83,28 +87,21 @@ class Block(nn.Module):
         return x * timeline
 
 
-class TextSASRec(nn.Module):
+class ItemTextModel(nn.Module):
+    """What every student architecture shares (core/architectures.py): item v's embedding e_v = A(t_v)
+    from its frozen text embedding t_v, used as the input token and as the output scoring vector, hard
+    and soft inputs, and scoring. A subclass adds its sequence encoder, `forward_tokens`."""
+
     def __init__(self, text_embeddings: torch.Tensor, cfg: ModelConfig | None = None):
         super().__init__()
         self.cfg = cfg or ModelConfig()
         # Frozen text embeddings travel with the model but are not parameters (and not in checkpoints).
         self.register_buffer("text_embeddings", text_embeddings.float(), persistent=False)
-        self.adapter = TextAdapter(text_embeddings.shape[1], self.cfg.hidden, self.cfg.adapter_layers)
-        self.position = nn.Embedding(self.cfg.max_len, self.cfg.hidden)
-        self.drop = nn.Dropout(self.cfg.dropout)
-        self.blocks = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.blocks))
-        self.final_norm = nn.LayerNorm(self.cfg.hidden)
-        self.apply(self._init_weights)
-        # LayerNormed h and e_v have norm ~sqrt(d), so h . e_v starts with a spread of ~d and a near-one-hot
-        # softmax that learns slowly; a small final gain starts the logits near unit scale, and it is trainable.
-        nn.init.constant_(self.final_norm.weight, self.cfg.hidden ** -0.5)
+        self.adapter = self.item_tower(text_embeddings)
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+    def item_tower(self, text_embeddings: torch.Tensor) -> nn.Module:
+        """The module that turns an item into its embedding (here: its text through the adapter)."""
+        return TextAdapter(text_embeddings.shape[1], self.cfg.hidden, self.cfg.adapter_layers)
 
     @property
     def num_items(self) -> int:
@@ -156,6 +153,32 @@ class TextSASRec(nn.Module):
         if item_table is None:
             item_table = self.item_embeddings(items)
         return hidden @ item_table.T
+
+    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, L, d) for ready-made input embeddings (B, L, d); timeline (B, L) marks real positions."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class TextSASRec(ItemTextModel):
+    """The expert's architecture: SASRec's causal self-attention blocks over the item tokens."""
+
+    def __init__(self, text_embeddings: torch.Tensor, cfg: ModelConfig | None = None):
+        super().__init__(text_embeddings, cfg)
+        self.position = nn.Embedding(self.cfg.max_len, self.cfg.hidden)
+        self.drop = nn.Dropout(self.cfg.dropout)
+        self.blocks = nn.ModuleList(Block(self.cfg) for _ in range(self.cfg.blocks))
+        self.final_norm = nn.LayerNorm(self.cfg.hidden)
+        self.apply(self._init_weights)
+        # LayerNormed h and e_v have norm ~sqrt(d), so h . e_v starts with a spread of ~d and a near-one-hot
+        # softmax that learns slowly; a small final gain starts the logits near unit scale, and it is trainable.
+        nn.init.constant_(self.final_norm.weight, self.cfg.hidden ** -0.5)
 
     def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
         """Hidden states for ready-made input embeddings (B, L, d); timeline (B, L) marks real positions."""

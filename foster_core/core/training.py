@@ -1,4 +1,5 @@
-"""Training a TextSASRec on real sequences (hard next-item labels) or on soft synthetic sequences.
+"""Training a recommender on real sequences (hard next-item labels) or on soft synthetic sequences: the
+expert (a TextSASRec) and every student, of any architecture in architectures.py.
 
 Both go through one loop, `fit`: epochs of mini-batches, validation NDCG@10 after each epoch, early
 stopping with the best epoch's weights restored, and an optional checkpoint per epoch (the expert
@@ -22,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_write
 from .data import PAD_ID, Split, pad_left, usable
 from .evaluation import evaluate_model
-from .model import ModelConfig, TextSASRec
+from .architectures import DEFAULT_ARCHITECTURE, get_architecture
+from .model import ItemTextModel, ModelConfig
 from .synthetic import SyntheticData, expected_embeddings
 from .runtime import autocast, check_precision, resolve_device, seed_everything
 
@@ -70,7 +72,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: TextSASRec
+    model: ItemTextModel
     best_epoch: int
     best_valid: dict[str, float]
     history: list[dict] = field(default_factory=list)
@@ -140,8 +142,10 @@ def train_on_sequences(
     cfg: TrainConfig | None = None,
     checkpoint_dir: str | Path | None = None,
     callback: EpochCallback | None = None,
+    arch: str = DEFAULT_ARCHITECTURE,
 ) -> TrainResult:
-    """Train on real training-split sequences with cross-entropy over all items."""
+    """Train a model of architecture `arch` on real training-split sequences, with cross-entropy over all
+    items."""
     model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
     inputs, targets = next_item_pairs(train, model_cfg.max_len)
     if len(inputs) == 0:
@@ -151,7 +155,7 @@ def train_on_sequences(
     sampler = torch.Generator().manual_seed(cfg.seed + 1)  # negatives: their own stream, apart from batch order
     exact = exact_softmax(text_embeddings.shape[0], cfg)
 
-    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def batch_loss(model: ItemTextModel, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         seqs, next_items = _trim_padding(*batch, real=batch[0] != PAD_ID)
         real = next_items != PAD_ID
         if exact:  # one table of every item, for the inputs and the scores alike
@@ -168,7 +172,7 @@ def train_on_sequences(
 
     lengths = (inputs != PAD_ID).sum(1) if cfg.bucket_by_length else None
     return fit(text_embeddings, (inputs, targets), batch_loss, split, model_cfg, cfg, checkpoint_dir, callback,
-               lengths)
+               lengths, arch)
 
 
 def train_on_soft(
@@ -192,7 +196,7 @@ def train_on_soft(
     if mask is None:
         mask = torch.ones(soft_inputs.shape[:2], dtype=torch.bool)
 
-    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def batch_loss(model: ItemTextModel, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         probs, labels, real = batch
         table = model.item_embeddings()
         hidden = model.forward_soft(probs, table, real)
@@ -211,9 +215,10 @@ def train_on_synthetic(
     model_cfg: ModelConfig | None = None,
     cfg: TrainConfig | None = None,
     callback: EpochCallback | None = None,
+    arch: str = DEFAULT_ARCHITECTURE,
 ) -> TrainResult:
-    """Train a student on synthetic data alone (how every method is evaluated): soft inputs and soft labels
-    over each position's candidate items.
+    """Train a student of architecture `arch` on synthetic data alone (how every method is evaluated): soft
+    inputs and soft labels over each position's candidate items.
 
     The cost follows the supports, O(n L K), never the dense (n, L, M) tensors of `train_on_soft`: inputs
     are expected embeddings over their candidates, and a label's log-probability needs only its candidates'
@@ -230,7 +235,7 @@ def train_on_synthetic(
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
     exact = exact_softmax(num_items, cfg)
 
-    def batch_loss(model: TextSASRec, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def batch_loss(model: ItemTextModel, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         in_items, in_probs, lab_items, lab_probs, real = _trim_padding(*batch, real=batch[4])
         if exact:  # item ids are rows of the whole catalogue's table: no lookup into a subset
             table = model.item_embeddings()
@@ -248,26 +253,28 @@ def train_on_synthetic(
         label_scores = scores.gather(-1, torch.searchsorted(items, lab_items[real]))
         return -(lab_probs[real] * (label_scores - log_z)).sum(-1).mean()
 
-    return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback)
+    return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback, arch=arch)
 
 
 def fit(
     text_embeddings: torch.Tensor,
     tensors: tuple[torch.Tensor, ...],
-    batch_loss: Callable[[TextSASRec, tuple[torch.Tensor, ...]], torch.Tensor],
+    batch_loss: Callable[[ItemTextModel, tuple[torch.Tensor, ...]], torch.Tensor],
     split: Split | None,
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     checkpoint_dir: str | Path | None = None,
     callback: EpochCallback | None = None,
     lengths: torch.Tensor | None = None,
+    arch: str = DEFAULT_ARCHITECTURE,
 ) -> TrainResult:
-    """The one training loop. Without a split it runs all epochs and keeps the last weights. With `lengths`
-    (one per row) each batch holds rows of similar length (see `_batches`)."""
+    """The one training loop, for a fresh model of architecture `arch` built on `model_cfg` (the expert's
+    config; the architecture changes its own fields). Without a split it runs all epochs and keeps the last
+    weights. With `lengths` (one per row) each batch holds rows of similar length (see `_batches`)."""
     generator = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
-    model = TextSASRec(torch.as_tensor(text_embeddings), model_cfg).to(device)
+    model = get_architecture(arch).build(torch.as_tensor(text_embeddings), model_cfg).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     checkpoints: list[Path] = []
     if checkpoint_dir is not None:
@@ -357,12 +364,12 @@ def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torc
         yield tuple(t[index] for t in tensors)
 
 
-def save_checkpoint(model: TextSASRec, path: Path) -> Path:
+def save_checkpoint(model: ItemTextModel, path: Path) -> Path:
     """Weights only (safetensors), written to a temporary file and renamed, so a kill never leaves half a file."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return atomic_write(path, lambda tmp: save_file(state, tmp))
 
 
-def load_checkpoint(model: TextSASRec, path: str | Path) -> TextSASRec:
+def load_checkpoint(model: ItemTextModel, path: str | Path) -> ItemTextModel:
     model.load_state_dict(load_file(str(path), device=str(next(model.parameters()).device)))
     return model

@@ -4,6 +4,12 @@ reference trained the same way on the whole training split.
 `evaluate_synthetic` trains one student per seed (random initialisation) on the synthetic data, with soft
 inputs and soft labels over the full catalogue, chooses each student's epoch on validation, and reports
 test metrics as mean and std over seeds, with full ranking and no sampled negatives.
+
+Students may be of several architectures (`StudentConfig.architectures`, names from
+core/architectures.py). The first is the headline: its numbers are the results' top-level keys, as they
+always were. With more than one, `by_architecture` holds every architecture's numbers under its name, and
+the full-data reference trains each architecture on the whole training split, so a ratio is always to the
+same architecture's own full-data training.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..core.architectures import DEFAULT_ARCHITECTURE, get_architecture
 from ..core.atomic import atomic_write_json
 from ..core.data import popular_items, usable
 from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
 from ..core.training import TrainConfig, TrainResult, train_on_sequences, train_on_synthetic
 from ..methods.expert import DistillContext
+from .run_store import FULL
 
 HEADLINE = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 
@@ -34,6 +42,13 @@ class StudentConfig:
     patience: int = 60  # epochs
     eval_every: int = 5
     device: str = "auto"
+    architectures: tuple[str, ...] = (DEFAULT_ARCHITECTURE,)  # the first is the headline
+
+    def __post_init__(self) -> None:
+        if not self.architectures:
+            raise ValueError("students need at least one architecture")
+        for name in self.architectures:
+            get_architecture(name)  # an unknown name is refused here, with the list of known ones
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -48,42 +63,117 @@ Say = Callable[[str], None]  # a progress line for a person
 def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, student: StudentConfig | None = None,
                        progress: Say | None = None) -> dict:
     student = student or StudentConfig()
-    tests, valids, costs = [], [], []
-    for seed in student.seeds:
-        cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
-                          patience=student.patience, eval_every=student.eval_every, seed=seed, device=student.device)
-        result = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg, cfg)
-        tests.append(_timed_test(result, context, costs))
-        _say_student(progress, "student", len(tests), len(student.seeds), tests[-1], costs[-1])
-        valids.append(result.best_valid)
-    return {
-        "test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs),
-        "coverage": synthetic.coverage(context.num_items),
-        "popular_share": popular_share(context, synthetic),
-    }
+    by_architecture = {}
+    for arch in student.architectures:
+        tests, valids, costs = [], [], []
+        for seed in student.seeds:
+            cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
+                              patience=student.patience, eval_every=student.eval_every, seed=seed, device=student.device)
+            result = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg, cfg,
+                                        arch=arch)
+            tests.append(_timed_test(result, context, costs))
+            _say_student(progress, _label("student", arch, student), len(tests), len(student.seeds), tests[-1],
+                         costs[-1])
+            valids.append(result.best_valid)
+        by_architecture[arch] = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests,
+                                 **student_costs(costs)}
+    return {**_headline(by_architecture), "coverage": synthetic.coverage(context.num_items),
+            "popular_share": popular_share(context, synthetic)}
 
 
 def evaluate_full(context: DistillContext, student: StudentConfig | None = None, progress: Say | None = None) -> dict:
-    """Full-data reference: fresh models on the whole training split, one per seed (cached beside the expert,
-    since it depends only on the data and the configs)."""
+    """Full-data reference: fresh models on the whole training split, one per seed and architecture (cached
+    beside the expert, since they depend only on the data and the configs)."""
     student = student or StudentConfig()
-    cache = context.expert_folder() / f"full_eval_seeds_{'-'.join(map(str, student.seeds))}.json"
+    by_architecture = {arch: _full_students(context, student, arch, progress) for arch in student.architectures}
+    return {**_headline(by_architecture), "coverage": None, "popular_share": real_popular_share(context)}
+
+
+def _full_students(context: DistillContext, student: StudentConfig, arch: str, progress: Say | None) -> dict:
+    """One architecture's full-data students, cached per seed list (the default architecture's file keeps
+    the name it always had, so existing caches stay valid)."""
+    prefix = "full_eval" if arch == DEFAULT_ARCHITECTURE else f"full_eval_{arch}"
+    cache = context.expert_folder() / f"{prefix}_seeds_{'-'.join(map(str, student.seeds))}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     tests, valids, costs = [], [], []
     for seed in student.seeds:
         cfg = replace(context.expert_cfg, seed=seed, device=student.device)
-        label = f"full-data student {len(tests) + 1}/{len(student.seeds)}"
-        on_epoch = EpochReporter(label, cfg, progress) if progress else None
+        label = _label("full-data student", arch, student)
+        on_epoch = EpochReporter(f"{label} {len(tests) + 1}/{len(student.seeds)}", cfg, progress) if progress else None
         result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg,
-                                    callback=on_epoch)
+                                    callback=on_epoch, arch=arch)
         tests.append(_timed_test(result, context, costs))
-        _say_student(progress, "full-data student", len(tests), len(student.seeds), tests[-1], costs[-1])
+        _say_student(progress, label, len(tests), len(student.seeds), tests[-1], costs[-1])
         valids.append(result.best_valid)
-    results = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs),
-               "coverage": None, "popular_share": real_popular_share(context)}
+    results = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs)}
     atomic_write_json(cache, results)
     return results
+
+
+def _headline(by_architecture: dict[str, dict]) -> dict:
+    """The results' top level: the first architecture's numbers, its name, and (with several) every one."""
+    arch = next(iter(by_architecture))
+    out = {**by_architecture[arch], "architecture": arch}
+    if len(by_architecture) > 1:
+        out["by_architecture"] = by_architecture
+    return out
+
+
+def architecture_results(results: dict | None) -> dict[str, dict]:
+    """Each architecture's numbers in a results dict, by name; results from before architectures (or with
+    one) hold the headline architecture's alone (the default one, where they do not say)."""
+    results = results or {}
+    if "by_architecture" in results:
+        return results["by_architecture"]
+    if "test" not in results:
+        return {}
+    return {results.get("architecture", DEFAULT_ARCHITECTURE): results}
+
+
+def student_train_seconds(results: dict | None) -> float | None:
+    """Seconds to train one student: its training steps alone (`student_train_seconds`) where the results say,
+    else `student_seconds` (older results, whose figure includes the student's evaluation passes)."""
+    results = results or {}
+    value = results.get("student_train_seconds")
+    return value if value is not None else results.get("student_seconds")
+
+
+def speed_up(student_seconds: float | None, full_seconds: float | None, method: str | None = None) -> float | None:
+    """How many times faster a student trains on the synthetic data than on all the data: full-data training
+    seconds over the student's. None for the full-data reference itself, or when a time is missing."""
+    def missing(x) -> bool:
+        return x is None or (isinstance(x, float) and np.isnan(x))
+    if method == FULL or missing(student_seconds) or missing(full_seconds) or student_seconds <= 0:
+        return None
+    return float(full_seconds) / float(student_seconds)
+
+
+def architecture_rows(method: str, budget: int | None, results: dict | None, full: dict | None) -> list[dict]:
+    """One row per student architecture of a result: test metrics, the ratio to the same architecture's
+    full-data training, and the training speed-up against it (the bench's and Compare's transfer table).
+    An architecture the full-data results lack gets no ratio and no speed-up."""
+    references = architecture_results(full)
+    rows = []
+    for arch, numbers in architecture_results(results).items():
+        reference = references.get(arch)
+        ref_test = (reference or {}).get("test", {})
+        train, full_train = student_train_seconds(numbers), student_train_seconds(reference)
+        rows.append({
+            "architecture": arch, "method": method, "budget": budget,
+            **{k: numbers["test"][k] for k in ("ndcg@10", "recall@10")},
+            "seeds": len(numbers.get("per_seed_test", [])) or None,
+            **{f"ratio_{k}": (numbers["test"][k]["mean"] / max(ref_test[k]["mean"], 1e-12) if k in ref_test else None)
+               for k in ("ndcg@10", "recall@10")},
+            "student_train_seconds": train, "full_train_seconds": full_train,
+            "train_speedup": speed_up(train, full_train, method),
+        })
+    return rows
+
+
+def _label(what: str, arch: str, student: StudentConfig) -> str:
+    """'student', or 'gru4rec student' when several architectures are trained."""
+    return what if len(student.architectures) == 1 else f"{arch} {what}"
 
 
 def _timed_test(result: TrainResult, context: DistillContext, costs: list[tuple[float, float]]) -> dict[str, float]:

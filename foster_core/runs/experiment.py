@@ -21,7 +21,7 @@ from ..core.training import EpochCallback, TrainConfig, train_on_sequences
 from ..methods.expert import DistillContext
 from ..methods.events import Event
 from ..methods.registry import get_method
-from .evaluator import StudentConfig, evaluate_full
+from .evaluator import StudentConfig, architecture_rows, evaluate_full
 from .run_store import FULL, Run, RunStore
 from .runner import run_config, run_method
 
@@ -133,6 +133,7 @@ def run_bench(context: DistillContext, methods: list[str], budgets: list[int], c
     full = (record_full_run(context, student, store, progress=details).results if store
             else evaluate_full(context, student, details))
     rows = [_bench_row(FULL, None, full, full, context.expert_seconds, 0.0, None)]
+    by_architecture = architecture_rows(FULL, None, full, full)
     for method, config in configs.items():
         for budget in budgets:
             say(f"{method} n={budget}")
@@ -140,13 +141,16 @@ def run_bench(context: DistillContext, methods: list[str], budgets: list[int], c
                                  progress=details)
             rows.append(_bench_row(method, budget, outcome.results, full, outcome.distill_seconds, outcome.peak_mb,
                                    outcome.run.id if outcome.run else None))
+            by_architecture += architecture_rows(method, budget, outcome.results, full)
+    # With several student architectures: every one's numbers, each against its own full-data training.
+    transfer = {"by_architecture": by_architecture} if len(student.architectures) > 1 else {}
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "dataset": context.dataset.name, "stats": context.dataset.stats(), "seeds": len(student.seeds),
         "machine": machine_description(resolve_device(student.device)), "torch": torch.__version__,
         "config": {"methods": {m: to_dict(c) for m, c in configs.items()}, "student": to_dict(student),
                    "model": to_dict(context.model_cfg), "expert": to_dict(context.expert_cfg)},
-        "rows": rows,
+        "rows": rows, **transfer,
     }
 
 

@@ -78,7 +78,12 @@ def same_setup(a: dict, b: dict) -> bool:
     """Whether two run configs were measured the same way: dataset, recommender, expert and students.
     Compared as JSON, so a config read from a file matches one built in memory (lists vs tuples)."""
     def setup(config: dict) -> str:
-        return json.dumps({k: config.get(k) for k in SETUP_KEYS}, sort_keys=True, default=str)
+        values = {k: config.get(k) for k in SETUP_KEYS}
+        # Which student architectures were trained is not part of the setup: a reference trained for several
+        # serves a run with any of them (each architecture's ratio looks up that architecture's numbers).
+        if isinstance(values.get("student"), dict):
+            values["student"] = {k: v for k, v in values["student"].items() if k != "architectures"}
+        return json.dumps(values, sort_keys=True, default=str)
     return setup(a) == setup(b)
 
 

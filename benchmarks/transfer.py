@@ -1,0 +1,90 @@
+"""Transfer: the same distilled data trains other recommenders. Each student architecture of
+core/architectures.py trains on each method's synthetic data and on the full training split, under the one
+protocol (early stopping on validation, full-ranking test), and is compared with its own full-data training.
+
+The synthetic data comes from finished runs of a run store (`--runs`, e.g. a bench's runs: distilled once,
+as a user would) and from methods distilled here with their defaults (`--methods`). Full-data students are
+cached per architecture beside the expert, as the bench's are. `--full-seeds` trains fewer full-data
+students than synthetic ones, for architectures whose full-data training takes hours on a CPU; the table
+then says how many. Prints the table (`python -m foster_core bench --students` prints the same one) and
+writes JSON; no assertions.
+
+    python -m benchmarks.transfer --dataset ../shared/data/amazon_scientific --runs-dir runs --runs RUN_ID ... \
+        --methods kcenter --budget 20 --students sasrec gru4rec id-sasrec --out docs/results/transfer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from foster_core.cli import format_architecture_table
+from foster_core.core.architectures import architecture_names
+from foster_core.core.atomic import atomic_write_json
+from foster_core.core.loaders import load_dataset
+from foster_core.core.synthetic import SyntheticData
+from foster_core.methods.registry import distill, method_names
+from foster_core.runs.evaluator import StudentConfig, architecture_rows, evaluate_full, evaluate_synthetic
+from foster_core.runs.experiment import build_context, machine_description
+from foster_core.runs.run_store import RunStore, utc_timestamp
+
+
+def say(line: str) -> None:
+    print(f"  {line}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--runs-dir", type=Path, help="the run store holding --runs")
+    parser.add_argument("--runs", nargs="*", default=[], help="finished runs whose synthetic data is evaluated")
+    parser.add_argument("--methods", nargs="*", default=[], choices=method_names(), help="methods distilled here")
+    parser.add_argument("--budget", type=int, default=20, help="budget of the methods distilled here")
+    parser.add_argument("--students", nargs="+", default=architecture_names(), choices=architecture_names())
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--full-seeds", type=int, default=None, help="full-data students per architecture "
+                        "(default: --seeds)")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    context = build_context(load_dataset(args.dataset))
+    context.expert()
+    student = StudentConfig(seeds=tuple(range(args.seeds)), architectures=tuple(args.students))
+    full_student = StudentConfig(seeds=tuple(range(args.full_seeds or args.seeds)), architectures=student.architectures)
+    sources: list[tuple[str, int, SyntheticData]] = []
+    store = RunStore(args.runs_dir) if args.runs else None
+    for run_id in args.runs:
+        run = store.get(run_id)
+        if run.config.get("dataset") != context.dataset.name:
+            raise SystemExit(f"run {run_id} is of {run.config.get('dataset')}, not {context.dataset.name}")
+        sources.append((run.config["method"], run.config["budget"], SyntheticData.load(run.synthetic_path)))
+    for method in args.methods:
+        print(f"- distilling {method} n={args.budget}", flush=True)
+        sources.append((method, args.budget, distill(context, method, args.budget)))
+
+    results = []
+    for method, budget, synthetic in sources:  # the cheap students first, the full-data ones last
+        print(f"- students on {method} n={budget}", flush=True)
+        results.append((method, budget, evaluate_synthetic(context, synthetic, student, say)))
+    print("- full-data students", flush=True)
+    full = evaluate_full(context, full_student, say)
+    rows = architecture_rows("full", None, full, full)
+    for method, budget, result in results:
+        rows += architecture_rows(method, budget, result, full)
+    report = {"created": utc_timestamp(), "dataset": context.dataset.name, "stats": context.dataset.stats(),
+              "seeds": args.seeds, "full_seeds": args.full_seeds or args.seeds,
+              "machine": machine_description(torch.device("cpu")), "torch": torch.__version__,
+              "by_architecture": rows}
+    print(f"\n{context.dataset.name}: {args.seeds} students per row"
+          + (f" ({report['full_seeds']} per full-data row)" if args.full_seeds else "")
+          + f"; {report['machine']}\n")
+    print(format_architecture_table(report))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f"Results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
