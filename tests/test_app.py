@@ -208,6 +208,8 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     assert {"distill s", "student train s", "full-data train s", "speed-up vs full"} <= set(table.columns)
     assert foster["speed-up vs full"].endswith("×") and table[table["method"] == "full"].iloc[0]["speed-up vs full"] == "–"
     assert compare.warning  # quick numbers are flagged as indicative
+    # One student architecture: no table of other recommenders (tests/test_architectures.py has one).
+    assert not any(h.value == "Other recommenders on the same data" for h in compare.subheader)
     [chart] = compare.get("plotly_chart")  # metric vs budget: one budget, so a category axis (no 4..6 range)
     assert '"type":"category"' in chart.proto.spec.replace(" ", "")
 

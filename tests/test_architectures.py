@@ -174,3 +174,31 @@ def test_compare_shows_each_architecture_against_its_own_full_data_run(tmp_path)
         ("0.50×", "0.0300 ± 0.0020", "20.0×")
     assert view[view["method"] == "full"]["budget"].tolist() == ["all", "all"]
     assert np.isclose(table[table["method"] == "full"]["ratio_ndcg@10"], 1.0).all()
+
+
+def test_the_compare_page_shows_other_recommenders_only_for_runs_that_trained_them(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import make_studio
+
+    root = make_studio(tmp_path, monkeypatch)
+    store = RunStore(root / "runs")
+    setup = {"dataset": "cyclic", "model": {}, "expert": {}, "student": {"seeds": [0]}}
+
+    def numbers(ndcg):
+        return {"test": {m: {"mean": ndcg, "std": 0.0} for m in ("ndcg@10", "recall@10", "ndcg@20", "recall@20")},
+                "per_seed_test": [{}], "student_train_seconds": 10.0, "coverage": 0.5, "popular_share": 0.5}
+
+    for method, budget, archs in (("full", None, {"sasrec": numbers(0.5), "id-sasrec": numbers(0.4)}),
+                                  ("teacher", 5, {"sasrec": numbers(0.25), "id-sasrec": numbers(0.1)})):
+        run = store.create(method, {**setup, "budget": budget})
+        run.write_results({**archs["sasrec"], "by_architecture": archs})
+        run.set_status("finished", "done")
+    app = AppTest.from_file("../app.py", default_timeout=120)
+    app.run()
+    app.switch_page("app_pages/compare.py").run()
+    assert not app.exception
+    [view] = [d.value for d in app.dataframe if "student" in d.value.columns]
+    row = view[(view["student"] == "id-sasrec") & (view["method"] == "teacher")].iloc[0]
+    assert row["ndcg@10 / own full"] == "0.25×"  # 0.1 against id-sasrec's own 0.4, not sasrec's 0.5
+    assert any(h.value == "Other recommenders on the same data" for h in app.subheader)
