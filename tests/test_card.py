@@ -46,3 +46,16 @@ def test_a_one_student_card_says_so_instead_of_a_zero_std():
     assert "| ndcg@10 | 0.0412 | – (1 student) |" in markdown and "0.0000" not in markdown
     card["metrics"]["students"] = 2
     assert "| ndcg@10 | 0.0412 | 0.0000 |" in card_markdown(card)
+
+
+def test_a_card_lists_every_student_architecture_that_trained_on_the_data(tmp_path):
+    context = tiny_context(cache_dir=tmp_path / "cache")
+    outcome = run_method(context, "teacher", 3, None,
+                         StudentConfig(seeds=(0,), epochs=3, eval_every=1, architectures=("sasrec", "gru4rec")),
+                         RunStore(tmp_path / "runs"))
+    card = json.loads((outcome.run.path / "card.json").read_text())
+    assert card["metrics"]["architecture"] == "sasrec"
+    gru = outcome.results["by_architecture"]["gru4rec"]["test"]["ndcg@10"]
+    assert card["metrics"]["by_architecture"]["gru4rec"]["ndcg@10"] == gru
+    markdown = (outcome.run.path / "card.md").read_text()
+    assert f"| gru4rec | {gru['mean']:.4f} ± {gru['std']:.4f} |" in markdown

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..core.atomic import atomic_write, atomic_write_json
-from .evaluator import HEADLINE
+from .evaluator import HEADLINE, architecture_results
 from .run_store import Run, utc_timestamp
 
 CARD_FILES = ("card.md", "card.json")
@@ -28,6 +28,11 @@ def card_data(run: Run) -> dict:
         "config": {k: config.get(k) for k in ("distill", "student", "model", "expert")},
         "metrics": {"test": {m: test[m] for m in HEADLINE if m in test},
                     "students": len(results.get("per_seed_test", [])),
+                    "architecture": results.get("architecture", "sasrec") if test else None,
+                    # Every student architecture's test NDCG@10 and Recall@10, where several were trained.
+                    "by_architecture": ({arch: {m: numbers["test"][m] for m in ("ndcg@10", "recall@10")}
+                                         for arch, numbers in architecture_results(results).items()}
+                                        if "by_architecture" in results else {}),
                     "protocol": "full ranking over all items, the user's history masked, leave-one-out; "
                                 "mean and std over fresh students trained on the synthetic data alone"},
         "costs": {k: results.get(k) for k in ("distill_seconds", "student_seconds", "student_train_seconds",
@@ -53,6 +58,13 @@ def card_markdown(card: dict) -> str:
         spread = (lambda v: "– (1 student)") if card["metrics"]["students"] == 1 else (lambda v: f"{v['std']:.4f}")
         lines += [f"| {m} | {v['mean']:.4f} | {spread(v)} |" for m, v in test.items()]
         lines.append("")
+        others = card["metrics"].get("by_architecture") or {}
+        if others:
+            lines += [f"The table is for the `{card['metrics']['architecture']}` students. Other recommenders "
+                      "trained on the same data:", "", "| student | NDCG@10 | Recall@10 |", "| --- | --- | --- |"]
+            lines += [f"| {arch} | {v['ndcg@10']['mean']:.4f} ± {v['ndcg@10']['std']:.4f} | "
+                      f"{v['recall@10']['mean']:.4f} ± {v['recall@10']['std']:.4f} |" for arch, v in others.items()]
+            lines.append("")
     else:
         lines += ["Not evaluated (the run did not finish).", ""]
     costs = {k: v for k, v in card["costs"].items() if v is not None}
