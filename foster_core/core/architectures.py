@@ -17,6 +17,7 @@ import torch
 from .gru4rec import TextGRU4Rec
 from .id_sasrec import IdSASRec
 from .model import ItemTextModel, ModelConfig, TextSASRec
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -34,25 +35,20 @@ class Architecture:
         return self.model_class(text_embeddings, self.model_cfg(base))
 
 
-_ARCHITECTURES: dict[str, Architecture] = {}
+_ARCHITECTURES: Registry[Architecture] = Registry("student architecture")
 
 
 def register(architecture: Architecture) -> Architecture:
-    if architecture.name in _ARCHITECTURES:
-        raise ValueError(f"architecture {architecture.name!r} is registered twice")
-    _ARCHITECTURES[architecture.name] = architecture
-    return architecture
+    return _ARCHITECTURES.add(architecture.name, architecture)
 
 
 def get_architecture(name: str) -> Architecture:
-    if name not in _ARCHITECTURES:
-        raise ValueError(f"unknown student architecture {name!r}; choose from {', '.join(_ARCHITECTURES)}")
-    return _ARCHITECTURES[name]
+    return _ARCHITECTURES.get(name)
 
 
 def architecture_names() -> list[str]:
     """Every registered architecture, the default first."""
-    return list(_ARCHITECTURES)
+    return _ARCHITECTURES.names()
 
 
 DEFAULT_ARCHITECTURE = register(Architecture(

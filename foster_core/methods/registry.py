@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..core.config import from_dict
+from ..core.registry import Registry
 from ..core.synthetic import SyntheticData
 from .events import Checkpoint, EventCallback, StopCheck
 from .expert import DistillContext
@@ -47,31 +48,26 @@ class MethodSpec:
         return from_dict(self.config_class, values, **overrides)
 
 
-_METHODS: dict[str, MethodSpec] = {}
+_METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register(spec: MethodSpec) -> MethodSpec:
-    if spec.name in _METHODS:
-        raise ValueError(f"method {spec.name!r} is registered twice")
     if not issubclass(spec.config_class, RunSettings):
         raise TypeError(f"{spec.name}: its config class must derive from RunSettings")
-    _METHODS[spec.name] = spec
-    return spec
+    return _METHODS.add(spec.name, spec)
 
 
 def get_method(name: str) -> MethodSpec:
-    if name not in _METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(_METHODS)}")
-    return _METHODS[name]
+    return _METHODS.get(name)
 
 
 def method_names() -> list[str]:
     """Every registered method, in registration order."""
-    return list(_METHODS)
+    return _METHODS.names()
 
 
 def all_methods() -> list[MethodSpec]:
-    return list(_METHODS.values())
+    return _METHODS.entries()
 
 
 def check_budget(context: DistillContext, budget: int) -> None:
