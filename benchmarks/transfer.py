@@ -28,7 +28,9 @@ from foster_core.core.synthetic import SyntheticData
 from foster_core.methods.registry import distill, method_names
 from foster_core.runs.evaluator import StudentConfig, architecture_rows, evaluate_full, evaluate_synthetic
 from foster_core.runs.experiment import build_context, machine_description
-from foster_core.runs.run_store import RunStore, utc_timestamp
+from foster_core.core.runtime import resolve_device
+from foster_core.runs.run_store import FULL, RunStore, same_setup, utc_timestamp
+from foster_core.runs.runner import run_config
 
 
 def say(line: str) -> None:
@@ -57,8 +59,10 @@ def main() -> None:
     store = RunStore(args.runs_dir) if args.runs else None
     for run_id in args.runs:
         run = store.get(run_id)
-        if run.config.get("dataset") != context.dataset.name:
-            raise SystemExit(f"run {run_id} is of {run.config.get('dataset')}, not {context.dataset.name}")
+        # The same dataset, recommender and expert (the students here may differ from the run's own).
+        if not same_setup({**run.config, "student": None}, {**run_config(context, FULL, None, None, student),
+                                                             "student": None}):
+            raise SystemExit(f"run {run_id} was not made with this dataset, model and expert")
         sources.append((run.config["method"], run.config["budget"], SyntheticData.load(run.synthetic_path)))
     for method in args.methods:
         print(f"- distilling {method} n={args.budget}", flush=True)
@@ -75,7 +79,7 @@ def main() -> None:
         rows += architecture_rows(method, budget, result, full)
     report = {"created": utc_timestamp(), "dataset": context.dataset.name, "stats": context.dataset.stats(),
               "seeds": args.seeds, "full_seeds": args.full_seeds or args.seeds,
-              "machine": machine_description(torch.device("cpu")), "torch": torch.__version__,
+              "machine": machine_description(resolve_device(student.device)), "torch": torch.__version__,
               "by_architecture": rows}
     print(f"\n{context.dataset.name}: {args.seeds} students per row"
           + (f" ({report['full_seeds']} per full-data row)" if args.full_seeds else "")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from foster_core.analysis.compare import architecture_table
+from foster_core.analysis.compare import architecture_table, compare_table
 from foster_core.app.tables import architecture_view
 from foster_core.core.architectures import DEFAULT_ARCHITECTURE, architecture_names, get_architecture
 from foster_core.core.data import PAD_ID, leave_one_out
@@ -118,7 +118,8 @@ def test_the_evaluator_trains_every_architecture_and_keeps_the_first_as_the_head
     full = evaluate_full(context, student)
     # The default architecture's cache keeps its old name; the others have their own.
     names = sorted(p.name for p in context.expert_folder().glob("full_eval*.json"))
-    assert names == ["full_eval_gru4rec_seeds_0.json", "full_eval_seeds_0.json"]
+    assert len(names) == 2 and names[1] == "full_eval_seeds_0.json"
+    assert names[0].startswith("full_eval_gru4rec_") and names[0].endswith("_seeds_0.json")
     assert json.loads((context.expert_folder() / "full_eval_seeds_0.json").read_text())["test"] == \
         full["by_architecture"]["sasrec"]["test"]
 
@@ -146,6 +147,25 @@ def test_a_reference_for_several_architectures_serves_a_run_with_any_of_them():
     other = {**config, "student": {"seeds": [0], "architectures": ["sasrec", "gru4rec"]}}
     assert same_setup(config, other)
     assert not same_setup(config, {**config, "student": {"seeds": [0, 1], "architectures": ["sasrec"]}})
+
+
+def test_a_run_s_headline_ratio_is_to_its_own_architecture_whatever_the_reference_s_headline(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    setup = {"dataset": "d", "model": {}, "expert": {}, "student": {"seeds": [0]}}
+
+    def numbers(ndcg, seconds):
+        return {"test": {"ndcg@10": {"mean": ndcg, "std": 0.0}}, "per_seed_test": [{}],
+                "student_train_seconds": seconds}
+    teacher = store.create("teacher", {**setup, "budget": 5})  # older, of the default architecture alone
+    teacher.write_results(numbers(0.06, 10.0))
+    teacher.set_status("finished", "done")
+    full = store.create("full", setup)  # newer, gru4rec first
+    full.write_results({**numbers(0.02, 100.0), "architecture": "gru4rec",
+                        "by_architecture": {"gru4rec": numbers(0.02, 100.0), "sasrec": numbers(0.08, 400.0)}})
+    full.set_status("finished", "done")
+    row = compare_table(store).set_index("run").loc[teacher.id]
+    assert row["ndcg@10 / full"] == pytest.approx(0.75)  # 0.06 / sasrec's 0.08, not / gru4rec's 0.02
+    assert row["full-data train s"] == 400.0 and row["speed-up vs full"] == pytest.approx(40.0)
 
 
 def test_compare_shows_each_architecture_against_its_own_full_data_run(tmp_path):

@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from foster_core.runs.evaluator import StudentConfig
-from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock, reference_covers
+from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock
 
 
 def coreset_spec(folder, **changes) -> JobSpec:
@@ -29,15 +28,18 @@ def test_a_job_runs_in_a_worker_and_records_its_runs_in_the_store(tmp_path, tiny
     assert queue.active() == [] and queue.jobs()[0].id == job.id
 
 
-def test_a_reference_is_trained_again_when_it_lacks_an_architecture_the_students_have(tmp_path):
+def test_a_reference_must_hold_every_architecture_the_students_have(tmp_path):
     queue = JobQueue(tmp_path / "runs")
-    run = queue.store.create("full", {"dataset": "d"})
-    run.write_results({"test": {}, "architecture": "sasrec"})
-    assert reference_covers(run, StudentConfig())
-    assert not reference_covers(run, StudentConfig(architectures=("sasrec", "gru4rec")))
-    run.write_results({"test": {}, "by_architecture": {"sasrec": {}, "gru4rec": {}}})
-    assert reference_covers(run, StudentConfig(architectures=("gru4rec",)))
-    assert not reference_covers(None, StudentConfig())
+    config = {"dataset": "d", "model": {}, "expert": {}, "student": {"seeds": [0]}}
+    two = queue.store.create("full", config)
+    two.write_results({"test": {}, "by_architecture": {"sasrec": {"test": {}}, "gru4rec": {"test": {}}}})
+    one = queue.store.create("full", config)
+    one.write_results({"test": {}, "architecture": "id-sasrec"})  # results of one architecture
+    assert queue.store.find_reference(config).id == two.id  # the default architecture
+    assert queue.store.find_reference(config, architectures=("id-sasrec",)).id == one.id
+    assert queue.store.find_reference(config, architectures=("sasrec", "gru4rec")).id == two.id
+    # No one run holds both: a job with these students trains its reference anew.
+    assert queue.store.find_reference(config, architectures=("sasrec", "id-sasrec")) is None
 
 
 def test_a_second_job_waits_behind_the_holder_of_the_queue_and_can_be_cancelled(tmp_path, tiny_folder):

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..runs.evaluator import HEADLINE, architecture_rows, speed_up, student_train_seconds
 from ..runs.experiment import FULL
-from ..runs.run_store import RunStore
+from ..core.architectures import DEFAULT_ARCHITECTURE
+from ..runs.run_store import RunStore, architecture_results
 
 MISSING = "–"  # how every table cell without a value reads
 
@@ -18,12 +19,16 @@ def compare_table(store: RunStore) -> pd.DataFrame:
     runs = store.list()  # listed once: each row's reference is looked up in it, not in a new listing
     for run in runs:
         config, results, status = run.config, run.results, run.status
-        reference = store.find_reference(config, runs) if config.get("method") != FULL else run
+        # The headline numbers are one architecture's: the ratio and speed-up are against that architecture's
+        # own full-data training (`reference_numbers`), whatever the reference's own headline is.
+        arch = (results or {}).get("architecture", DEFAULT_ARCHITECTURE)
+        reference = store.find_reference(config, runs, (arch,)) if config.get("method") != FULL else run
+        reference_numbers = architecture_results(reference.results).get(arch) if reference else None
         row = {"run": run.id, "method": config.get("method"), "budget": config.get("budget"),
                "dataset": config.get("dataset"), "preset": config.get("preset", ""),
                "status": status.get("status"), "created": config.get("created", "")}
         test = (results or {}).get("test", {})
-        ref_test = ((reference.results or {}).get("test", {}) if reference else {})
+        ref_test = (reference_numbers or {}).get("test", {})
         for metric in HEADLINE:
             if metric in test:
                 row[metric] = test[metric]["mean"]
@@ -33,7 +38,7 @@ def compare_table(store: RunStore) -> pd.DataFrame:
         row["seeds"] = len((results or {}).get("per_seed_test", [])) or None
         row["distill s"] = (results or {}).get("distill_seconds")
         row["student train s"] = student_train_seconds(results)
-        row["full-data train s"] = student_train_seconds(reference.results) if reference else None
+        row["full-data train s"] = student_train_seconds(reference_numbers)
         row["speed-up vs full"] = speed_up(row["student train s"], row["full-data train s"], config.get("method"))
         row["coverage"] = (results or {}).get("coverage")
         row["popular share"] = (results or {}).get("popular_share")
@@ -51,9 +56,14 @@ def architecture_table(store: RunStore) -> pd.DataFrame:
         config, results = run.config, run.results or {}
         if "by_architecture" not in results or run.status.get("status") != "finished":
             continue
-        reference = store.find_reference(config, runs) if config.get("method") != FULL else run
+        # Each architecture against the newest full-data run that trained it.
+        references = {}
+        for arch in architecture_results(results):
+            reference = store.find_reference(config, runs, (arch,)) if config.get("method") != FULL else run
+            if reference is not None:
+                references[arch] = architecture_results(reference.results)[arch]
         for row in architecture_rows(config.get("method"), config.get("budget"), results,
-                                     reference.results if reference else None):
+                                     {"by_architecture": references}):
             rows.append({"run": run.id, "dataset": config.get("dataset"), **_flat(row)})
     return pd.DataFrame(rows)
 

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 
 from ..core.atomic import atomic_write, atomic_write_json
-from .evaluator import HEADLINE, architecture_results
-from .run_store import Run, utc_timestamp
+from ..core.architectures import DEFAULT_ARCHITECTURE
+from .evaluator import HEADLINE
+from .run_store import Run, architecture_results, utc_timestamp
 
 CARD_FILES = ("card.md", "card.json")
 
@@ -28,7 +29,7 @@ def card_data(run: Run) -> dict:
         "config": {k: config.get(k) for k in ("distill", "student", "model", "expert")},
         "metrics": {"test": {m: test[m] for m in HEADLINE if m in test},
                     "students": len(results.get("per_seed_test", [])),
-                    "architecture": results.get("architecture", "sasrec") if test else None,
+                    "architecture": results.get("architecture", DEFAULT_ARCHITECTURE) if test else None,
                     # Every student architecture's test NDCG@10 and Recall@10, where several were trained.
                     "by_architecture": ({arch: {m: numbers["test"][m] for m in ("ndcg@10", "recall@10")}
                                          for arch, numbers in architecture_results(results).items()}
@@ -60,8 +61,9 @@ def card_markdown(card: dict) -> str:
         lines.append("")
         others = card["metrics"].get("by_architecture") or {}
         if others:
-            lines += [f"The table is for the `{card['metrics']['architecture']}` students. Other recommenders "
-                      "trained on the same data:", "", "| student | NDCG@10 | Recall@10 |", "| --- | --- | --- |"]
+            lines += [f"The table is for the `{card['metrics']['architecture']}` students. Every student "
+                      "architecture trained on the same data:", "", "| student | NDCG@10 | Recall@10 |",
+                      "| --- | --- | --- |"]
             lines += [f"| {arch} | {v['ndcg@10']['mean']:.4f} ± {v['ndcg@10']['std']:.4f} | "
                       f"{v['recall@10']['mean']:.4f} ± {v['recall@10']['std']:.4f} |" for arch, v in others.items()]
             lines.append("")

@@ -14,6 +14,7 @@ same architecture's own full-data training.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
 from ..core.training import TrainConfig, TrainResult, train_on_sequences, train_on_synthetic
 from ..methods.expert import DistillContext
-from .run_store import FULL
+from .run_store import FULL, architecture_results
 
 HEADLINE = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 
@@ -90,9 +91,15 @@ def evaluate_full(context: DistillContext, student: StudentConfig | None = None,
 
 
 def _full_students(context: DistillContext, student: StudentConfig, arch: str, progress: Say | None) -> dict:
-    """One architecture's full-data students, cached per seed list (the default architecture's file keeps
-    the name it always had, so existing caches stay valid)."""
-    prefix = "full_eval" if arch == DEFAULT_ARCHITECTURE else f"full_eval_{arch}"
+    """One architecture's full-data students, cached per seed list beside the expert (whose key covers the
+    data and the expert's configs). Another architecture's file name adds a digest of its model class and
+    config changes, so an edited architecture trains anew; the default's keeps the name it always had."""
+    if arch == DEFAULT_ARCHITECTURE:
+        prefix = "full_eval"
+    else:
+        architecture = get_architecture(arch)
+        digest = hashlib.sha256(repr((architecture.model_class.__name__, architecture.overrides)).encode())
+        prefix = f"full_eval_{arch}_{digest.hexdigest()[:8]}"
     cache = context.expert_folder() / f"{prefix}_seeds_{'-'.join(map(str, student.seeds))}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -118,17 +125,6 @@ def _headline(by_architecture: dict[str, dict]) -> dict:
     if len(by_architecture) > 1:
         out["by_architecture"] = by_architecture
     return out
-
-
-def architecture_results(results: dict | None) -> dict[str, dict]:
-    """Each architecture's numbers in a results dict, by name; results from before architectures (or with
-    one) hold the headline architecture's alone (the default one, where they do not say)."""
-    results = results or {}
-    if "by_architecture" in results:
-        return results["by_architecture"]
-    if "test" not in results:
-        return {}
-    return {results.get("architecture", DEFAULT_ARCHITECTURE): results}
 
 
 def student_train_seconds(results: dict | None) -> float | None:

@@ -43,7 +43,7 @@ from ..core.loaders import load_dataset
 from ..core.model import ModelConfig
 from ..core.training import TrainConfig
 from ..methods.registry import check_budget, get_method
-from .evaluator import StudentConfig, architecture_results
+from .evaluator import StudentConfig
 from .experiment import FULL, build_context, record_full_run
 from .run_store import RUN_ID_PATTERN, Run, RunStore, process_alive, utc_timestamp
 from .runner import run_config, run_method
@@ -309,12 +309,6 @@ def job_configs(spec: JobSpec) -> JobConfigs:
                       from_dict(ModelConfig, spec.model), from_dict(DataConfig, spec.data))
 
 
-def reference_covers(reference: Run | None, student: StudentConfig) -> bool:
-    """Whether a full-data run serves as the reference of runs with these students: it must hold every
-    architecture they have, since each architecture's ratio is to its own full-data training."""
-    return reference is not None and set(student.architectures) <= set(architecture_results(reference.results))
-
-
 def job_spec(dataset: str, methods: list[str], budgets: list[int], distill: dict, student: StudentConfig,
              expert: TrainConfig, preset: str = "custom", threads: int = 0, reference: bool = True) -> JobSpec:
     """A JobSpec from config objects (`distill`: the shared method values, see JobSpec.distill)."""
@@ -365,8 +359,9 @@ def run_job(job: Job, runs_dir: Path) -> None:
                 run_method(context, method, budget, configs.methods[method], configs.student, store)
             job.update(done_runs=len(pairs))
             if spec.reference and not job.stop_requested():
-                reference = store.find_reference(run_config(context, FULL, None, None, configs.student))
-                if not reference_covers(reference, configs.student):
+                # A reference must hold every architecture of the job's students (each ratio is to its own).
+                if store.find_reference(run_config(context, FULL, None, None, configs.student),
+                                        architectures=configs.student.architectures) is None:
                     job.update(status="running", message="full-data reference (cached after the first time)")
                     record_full_run(context, configs.student, store)
         final = "stopped" if job.stop_requested() else "finished"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.architectures import DEFAULT_ARCHITECTURE
 from ..core.atomic import atomic_write, atomic_write_json, read_json_or, remove_temporaries
 from ..methods.events import LoggedEvent, StepEvent, event_from_record
 
@@ -72,6 +73,17 @@ def process_alive(pid: int) -> bool:
 
 
 SETUP_KEYS = ("dataset", "model", "expert", "student")
+
+
+def architecture_results(results: dict | None) -> dict[str, dict]:
+    """Each student architecture's numbers in a results dict, by name. Results from before architectures
+    (or with one) hold the headline architecture's alone: the default one, where they do not say."""
+    results = results or {}
+    if "by_architecture" in results:
+        return results["by_architecture"]
+    if "test" not in results:
+        return {}
+    return {results.get("architecture", DEFAULT_ARCHITECTURE): results}
 
 
 def same_setup(a: dict, b: dict) -> bool:
@@ -237,12 +249,16 @@ class RunStore:
                 and (p / "config.json").is_file()]
         return sorted(runs, key=lambda r: r.id, reverse=True)
 
-    def find_reference(self, config: dict, runs: list[Run] | None = None) -> Run | None:
-        """The newest finished full-data run that matches `config`: the same dataset, recommender, expert
-        and students. The one definition of "the matching full-data run" (Compare's ratio, a job's check
-        whether its reference exists already). `runs`: the store's listing, when the caller has it already."""
+    def find_reference(self, config: dict, runs: list[Run] | None = None,
+                       architectures: tuple[str, ...] | list[str] = (DEFAULT_ARCHITECTURE,)) -> Run | None:
+        """The newest finished full-data run that matches `config` (the same dataset, recommender, expert
+        and students) and holds every one of the student `architectures`, since each architecture's ratio
+        is to its own full-data training. The one definition of "the matching full-data run" (Compare's
+        ratios, a job's check whether its reference exists already). `runs`: the store's listing, when the
+        caller has it already."""
         for run in self.list() if runs is None else runs:
-            if run.config.get("method") == FULL and run.results and same_setup(run.config, config):
+            if (run.config.get("method") == FULL and run.results and same_setup(run.config, config)
+                    and set(architectures) <= set(architecture_results(run.results))):
                 return run
         return None
 
