@@ -8,6 +8,12 @@ Variants (ids for --variants):
   select     - holdout selection (S of the last step)
   packing    - packed start (one real sequence per synthetic sequence, left-padded)
   start      - all updates: FOSTER's start itself (selected real sequences, expert labels)
+  weak       FOSTER from a weak start: random real sequences, labels the real next items (init_labels "real")
+  weak_start that weak start itself, no updates (FOSTER's soft start with init_labels "real")
+  teacher    the `teacher` baseline (random real sequences, the expert's labels)
+
+`weak` against `weak_start` is the mechanism test: do the updates climb from a start that holds no expert
+knowledge towards `teacher`?
 
 Writes JSON (--out) and prints a markdown table; no assertions. Variants can be split across processes
 (--variants) and their JSON files merged with --merge.
@@ -31,7 +37,7 @@ from foster_core.core.training import TrainConfig
 from foster_core.methods import CandidateSelected, DistillContext
 from foster_core.methods.foster import FosterConfig
 from foster_core.methods.registry import distill
-from foster_core.methods.sparse import packs
+from foster_core.methods.sparse import SparseSynthetic, packs, soft_start, start_logits
 from foster_core.methods.teacher import labelled_selection
 from foster_core.runs.evaluator import StudentConfig, evaluate_full, evaluate_synthetic
 from foster_core.runs.experiment import build_context
@@ -44,8 +50,18 @@ VARIANTS = {
     "select": ("- holdout selection (S of the last step)", {"select_every": 0}),
     "packing": ("- packed start (one real sequence per row)", {"init_packing": "off"}),
     "start": ("- all updates (the start itself)", None),
+    "weak": ("FOSTER from a weak start (random sequences, real next items)",
+             {"init_selection": "random", "init_labels": "real"}),
+    "weak_start": ("the weak start itself (no updates)", "weak_start"),
+    "teacher": ("teacher (random sequences, expert labels)", "teacher"),
 }
 METRICS = ("ndcg@10", "recall@10")
+
+
+def soft_start_data(context: DistillContext, budget: int, config: FosterConfig):
+    """FOSTER's step-0 S for `config`: its soft start with the start's logits, as the students see it."""
+    start = soft_start(context, budget, config)
+    return SparseSynthetic(start, *start_logits(start, config.init_scale)).to_data()
 
 
 def run_variant(context: DistillContext, budget: int, base: FosterConfig, student: StudentConfig, variant: str) -> dict:
@@ -54,6 +70,10 @@ def run_variant(context: DistillContext, budget: int, base: FosterConfig, studen
     started = time.perf_counter()
     if changes is None:
         data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base.init_packing))
+    elif changes == "weak_start":
+        data = soft_start_data(context, budget, replace(base, **VARIANTS["weak"][1]))
+    elif changes == "teacher":
+        data = distill(context, "teacher", budget)
     else:
         data = distill(context, "foster", budget, replace(base, **changes), on_event=events.append)
     seconds = time.perf_counter() - started

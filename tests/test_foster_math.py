@@ -17,6 +17,7 @@ from foster_core.core.synthetic import SyntheticData, expected_embeddings
 from foster_core.core.training import TrainConfig, item_subset
 from foster_core.methods.foster import FosterConfig, cooccurrence_loss, lambda_at
 from foster_core.methods.registry import distill
+from foster_core.methods.teacher import selected_coreset
 from foster_core.methods.sparse import (SoftStartConfig, SparseSynthetic, soft_start, start_logits, starting_point,
                                        synthetic_loss)
 from foster_core.testing import TINY_MODEL, cyclic_dataset, random_text_embeddings, tiny_context
@@ -186,6 +187,29 @@ def test_soft_start_puts_the_real_training_item_first_in_each_input_support(cont
     real_mass = math.exp(c) / (math.exp(c) + 2)  # softmax(c, 0, 0)[0] over K_in = 3
     torch.testing.assert_close(F.softmax(syn.input_logits, -1)[..., 0], torch.full(start.mask.shape, real_mass),
                                atol=ATOL, rtol=0)
+
+
+def test_the_weak_start_labels_each_position_with_its_real_next_item_and_no_expert(context):
+    config = SoftStartConfig(input_support=3, label_support=4, init_packing="off", init_selection="random",
+                             init_labels="real")
+    start = soft_start(context, 3, config)
+    # Each label support: the real next item first (as in the real sequences), then other items.
+    real = selected_coreset(context, 3, "random", config.seed)
+    assert torch.equal(start.mask, real.mask)
+    assert torch.equal(start.input_items[..., 0], real.input_items[..., 0])
+    assert torch.equal(start.label_items[..., 0][start.mask], real.label_items[..., 0][real.mask])
+    assert not (start.label_items[..., 1:] == start.label_items[..., :1])[start.mask].any()
+    # softmax(c, 0, 0, 0) over K_lab = 4: the real next item gets e^c / (e^c + 3), each neighbour 1 / (e^c + 3).
+    c = config.init_scale
+    expected = torch.tensor([math.exp(c), 1.0, 1.0, 1.0]) / (math.exp(c) + 3)
+    torch.testing.assert_close(start.label_probs[start.mask], expected.expand(int(start.mask.sum()), 4),
+                               atol=ATOL, rtol=0)
+    assert math.isclose(expected[0].item(), 0.947915, abs_tol=ATOL)  # 54.59815 / 57.59815
+    # The `random` coreset of the same seed: nothing from the expert.
+    same = distill(context, "random", 3)
+    assert torch.equal(start.input_items[..., 0][start.mask], same.input_items[..., 0][same.mask])
+    with pytest.raises(ValueError, match="init_labels must be 'expert' or 'real'"):
+        SoftStartConfig(init_labels="teacher")
 
 
 # ----------------------------------------------------------------------------- K_in = 2

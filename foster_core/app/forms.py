@@ -15,7 +15,7 @@ from ..core.architectures import architecture_names, get_architecture
 from ..core.training import TrainConfig
 from ..methods.coresets import SELECTIONS
 from ..methods.registry import MethodSpec, all_methods, get_method, method_names
-from ..methods.sparse import PACKING
+from ..methods.sparse import INIT_LABELS, PACKING
 from ..runs.evaluator import StudentConfig
 from ..runs.jobs import JobSpec, job_configs, job_spec
 from ..runs.presets import Preset
@@ -25,7 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # Config fields whose values come from a fixed list: drawn as select boxes, not free text.
 FIELD_CHOICES: dict[str, list[str]] = {
     "init_selection": list(SELECTIONS), "selection": list(SELECTIONS), "init_packing": list(PACKING),
-    "device": list(DEVICES),
+    "init_labels": list(INIT_LABELS), "device": list(DEVICES),
 }
 
 

@@ -22,9 +22,10 @@ from ..core.synthetic import SyntheticData, expected_embeddings
 from .coresets import check_selection
 from .events import Checkpoint
 from .expert import DistillContext
-from .teacher import LabelConfig, labelled_selection
+from .teacher import LabelConfig, labelled_selection, selected_coreset
 
 PACKING = ("auto", "on", "off")
+INIT_LABELS = ("expert", "real")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class SoftStartConfig(LabelConfig):
     # left-padded to L; "auto": pack when the median training sequence fills less than half of L.
     init_packing: str = "auto"
     input_support: int = 8  # candidate items per input position (the K of an input support): the real item and its text neighbours
+    # "expert": each label starts as the expert's top `label_support` predictions. "real": as the real next
+    # item (logit init_scale) and its text neighbours (logit 0), the inputs' scheme: no expert knowledge in
+    # the start (the weak start of the mechanism test, benchmarks/ablation.py's `weak` variants).
+    init_labels: str = "expert"
     init_scale: float = 4.0  # [c] logit of the real item at the start; the neighbours start at 0
     steps: int = 150
     subset_size: int = 512  # [N] uniformly sampled items per step; 0 = the full catalogue
@@ -49,6 +54,8 @@ class SoftStartConfig(LabelConfig):
         check_selection(self.init_selection, "init_selection")
         if self.init_packing not in PACKING:
             raise ValueError(f"init_packing must be 'auto', 'on' or 'off', not {self.init_packing!r}")
+        if self.init_labels not in INIT_LABELS:
+            raise ValueError(f"init_labels must be 'expert' or 'real', not {self.init_labels!r}")
         if self.steps < 1 or self.input_support < 1:
             raise ValueError("steps and input_support must be at least 1")
 
@@ -84,16 +91,30 @@ def packs(context: DistillContext, init_packing: str) -> bool:
 
 
 def soft_start(context: DistillContext, budget: int, config: SoftStartConfig) -> SyntheticData:
-    """Real sequences (labels from the expert) whose input positions get their real item first and its
-    nearest text neighbours after it as candidates."""
-    base = labelled_selection(context, budget, config, config.init_selection,
-                              packed=packs(context, config.init_packing))
-    k = max(1, min(config.input_support, context.num_items))
+    """Real sequences whose input positions get their real item first and its nearest text neighbours after
+    it as candidates; labels from the expert, or (init_labels "real") the real next item and its neighbours
+    with the inputs' logits. The input probabilities are the real item's alone: `start_logits` makes them."""
+    packed = packs(context, config.init_packing)
+    if config.init_labels == "real":
+        base = selected_coreset(context, budget, config.init_selection, config.seed, packed)
+        label_items = text_neighbours(context, base.label_items[..., 0], config.label_support)
+        logits = torch.zeros(label_items.shape)
+        logits[..., 0] = config.init_scale
+        label_probs = torch.softmax(logits, -1)
+    else:
+        base = labelled_selection(context, budget, config, config.init_selection, packed=packed)
+        label_items, label_probs = base.label_items, base.label_probs
+    neighbours = text_neighbours(context, base.input_items[..., 0], config.input_support)
+    return SyntheticData(neighbours, base.input_probs, label_items, label_probs, base.mask)
+
+
+def text_neighbours(context: DistillContext, items: torch.Tensor, k: int) -> torch.Tensor:
+    """(..., k) candidates of each item: itself first, then its nearest items by text embedding."""
+    k = max(1, min(k, context.num_items))
     text = F.normalize(context.text_embeddings, dim=-1)
-    real = base.input_items[..., 0]
-    neighbours = (text[real] @ text.T).topk(k, dim=-1).indices  # (n, L, k); the item itself comes first
-    neighbours[..., 0] = real
-    return SyntheticData(neighbours, base.input_probs, base.label_items, base.label_probs, base.mask)
+    neighbours = (text[items] @ text.T).topk(k, dim=-1).indices
+    neighbours[..., 0] = items
+    return neighbours
 
 
 def start_logits(start: SyntheticData, init_scale: float) -> tuple[torch.Tensor, torch.Tensor]:

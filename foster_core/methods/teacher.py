@@ -56,12 +56,18 @@ def labelled_selection(context: DistillContext, budget: int, config: LabelConfig
                        packed: bool = False) -> SyntheticData:
     """Real sequences picked by a coreset selector (laid end to end when `packed`), labels = the expert's
     soft predictions."""
+    return expert_labels(context, selected_coreset(context, budget, selection, config.seed, packed),
+                         config.label_support)
+
+
+def selected_coreset(context: DistillContext, budget: int, selection: str, seed: int,
+                     packed: bool = False) -> SyntheticData:
+    """Real sequences picked by a coreset selector (laid end to end when `packed`), as one-hot synthetic
+    data: each position's real item and its real next item."""
     if packed:
-        coreset = SyntheticData.from_sequences(packed_sequences(context, budget, selection, config.seed),
-                                               context.model_cfg.max_len - 1)
-    else:
-        coreset = selected_sequences(context, selection, budget, config.seed)
-    return expert_labels(context, coreset, config.label_support)
+        return SyntheticData.from_sequences(packed_sequences(context, budget, selection, seed),
+                                            context.model_cfg.max_len - 1)
+    return selected_sequences(context, selection, budget, seed)
 
 
 def distill_teacher(context: DistillContext, budget: int, config: TeacherConfig,
