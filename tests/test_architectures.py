@@ -222,3 +222,24 @@ def test_the_compare_page_shows_other_recommenders_only_for_runs_that_trained_th
     row = view[(view["student"] == "id-sasrec") & (view["method"] == "teacher")].iloc[0]
     assert row["ndcg@10 / own full"] == "0.25×"  # 0.1 against id-sasrec's own 0.4, not sasrec's 0.5
     assert any(h.value == "Other recommenders on the same data" for h in app.subheader)
+
+
+def test_full_data_students_are_cached_per_seed_so_more_seeds_train_only_the_new_ones(tmp_path, monkeypatch):
+    import foster_core.runs.evaluator as evaluator
+
+    context = tiny_context(cache_dir=tmp_path)
+    trained = []
+    original = evaluator.train_on_sequences
+    monkeypatch.setattr(evaluator, "train_on_sequences",
+                        lambda *a, **k: trained.append(k["arch"]) or original(*a, **k))
+    student = dict(epochs=3, eval_every=1, device="cpu", architectures=("gru4rec",))
+    one = evaluate_full(context, StudentConfig(seeds=(0,), **student))
+    assert trained == ["gru4rec"]
+    two = evaluate_full(context, StudentConfig(seeds=(0, 1), **student))
+    assert trained == ["gru4rec", "gru4rec"]  # only seed 1 trained; seed 0 read back
+    assert two["per_seed_test"][0] == one["per_seed_test"][0]
+    [seed_1] = context.expert_folder().glob("full_eval_gru4rec_*_seeds_1.json")
+    seconds = [one["student_train_seconds"], json.loads(seed_1.read_text())["student_train_seconds"]]
+    assert two["student_train_seconds"] == pytest.approx(np.mean(seconds))
+    evaluate_full(context, StudentConfig(seeds=(1, 0), **student))
+    assert len(trained) == 2  # every seed on file: nothing trains

@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -91,31 +92,48 @@ def evaluate_full(context: DistillContext, student: StudentConfig | None = None,
 
 
 def _full_students(context: DistillContext, student: StudentConfig, arch: str, progress: Say | None) -> dict:
-    """One architecture's full-data students, cached per seed list beside the expert (whose key covers the
-    data and the expert's configs). Another architecture's file name adds a digest of its model class and
-    config changes, so an edited architecture trains anew; the default's keeps the name it always had."""
+    """One architecture's full-data students, cached beside the expert (whose key covers the data and the
+    expert's configs): the seed list's file, and one file per seed (the file of a one-seed list), so a run
+    with more seeds trains only the new ones and a killed run keeps its finished seeds. Another
+    architecture's file names add a digest of its model class and config changes, so an edited
+    architecture trains anew; the default's keep the names they always had."""
     if arch == DEFAULT_ARCHITECTURE:
         prefix = "full_eval"
     else:
         architecture = get_architecture(arch)
         digest = hashlib.sha256(repr((architecture.model_class.__name__, architecture.overrides)).encode())
         prefix = f"full_eval_{arch}_{digest.hexdigest()[:8]}"
-    cache = context.expert_folder() / f"{prefix}_seeds_{'-'.join(map(str, student.seeds))}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+
+    def cache(seeds: tuple[int, ...]) -> Path:
+        return context.expert_folder() / f"{prefix}_seeds_{'-'.join(map(str, seeds))}.json"
+
+    if cache(student.seeds).is_file():
+        return json.loads(cache(student.seeds).read_text())
     tests, valids, costs = [], [], []
+    label = _label("full-data student", arch, student)
     for seed in student.seeds:
+        if cache((seed,)).is_file():  # this seed's student, trained before (alone or in another seed list)
+            one = json.loads(cache((seed,)).read_text())
+            tests.append(one["per_seed_test"][0])
+            valids.append({k: v["mean"] for k, v in one["valid"].items()})
+            costs.append((one["student_train_seconds"], one["student_eval_seconds"]))
+            continue
         cfg = replace(context.expert_cfg, seed=seed, device=student.device)
-        label = _label("full-data student", arch, student)
         on_epoch = EpochReporter(f"{label} {len(tests) + 1}/{len(student.seeds)}", cfg, progress) if progress else None
         result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg,
                                     callback=on_epoch, arch=arch)
         tests.append(_timed_test(result, context, costs))
         _say_student(progress, label, len(tests), len(student.seeds), tests[-1], costs[-1])
         valids.append(result.best_valid)
-    results = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs)}
-    atomic_write_json(cache, results)
+        if len(student.seeds) > 1:
+            atomic_write_json(cache((seed,)), _full_results(tests[-1:], valids[-1:], costs[-1:]))
+    results = _full_results(tests, valids, costs)
+    atomic_write_json(cache(student.seeds), results)
     return results
+
+
+def _full_results(tests: list[dict], valids: list[dict], costs: list[tuple[float, float]]) -> dict:
+    return {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests, **student_costs(costs)}
 
 
 def _headline(by_architecture: dict[str, dict]) -> dict:
