@@ -16,6 +16,7 @@ writes JSON; no assertions.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -37,6 +38,17 @@ def say(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
+def rows_as_results(rows: list[dict]) -> list[tuple[str, int, dict]]:
+    """The synthetic-data rows of a report as (method, budget, results) with what architecture_rows reads."""
+    grouped: dict[tuple[str, int], dict] = {}
+    for row in rows:
+        if row["method"] != "full":
+            grouped.setdefault((row["method"], row["budget"]), {})[row["architecture"]] = {
+                "test": {k: row[k] for k in ("ndcg@10", "recall@10")}, "per_seed_test": [{}] * (row["seeds"] or 0),
+                "student_train_seconds": row["student_train_seconds"]}
+    return [(method, budget, {"by_architecture": archs}) for (method, budget), archs in grouped.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
@@ -48,6 +60,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--full-seeds", type=int, default=None, help="full-data students per architecture "
                         "(default: --seeds)")
+    parser.add_argument("--rescore", type=Path, help="an earlier report of this script: keep its synthetic-data "
+                        "rows, and take the full-data rows and every ratio anew (after more full-data seeds)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -68,7 +82,7 @@ def main() -> None:
         print(f"- distilling {method} n={args.budget}", flush=True)
         sources.append((method, args.budget, distill(context, method, args.budget)))
 
-    results = []
+    results = rows_as_results(json.loads(args.rescore.read_text())["by_architecture"]) if args.rescore else []
     for method, budget, synthetic in sources:  # the cheap students first, the full-data ones last
         print(f"- students on {method} n={budget}", flush=True)
         results.append((method, budget, evaluate_synthetic(context, synthetic, student, say)))
