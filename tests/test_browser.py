@@ -118,23 +118,38 @@ def wait_until_drawn(page, charts: int, timeout_ms: int = 90_000) -> None:
             const exception = document.querySelector('[data-testid="stException"]');
             return exception || (!running && drawn >= charts && document.querySelector('h1'));
         }""", arg=charts * 2 if charts else 0, timeout=timeout_ms, polling=500)
-    page.wait_for_timeout(1500)  # let plotly finish its transitions before the screenshot
+    page.wait_for_timeout(SETTLE_MS)  # let plotly finish its transitions before the screenshot
+
+
+# Half a second is enough for the tests' checks; the README's pictures get plotly's full transitions.
+SETTLE_MS = 1500 if os.environ.get("FOSTER_SCREENSHOTS_TO_ASSETS") == "1" else 500
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium for the module's tests (each test opens its own page in it)."""
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @contextlib.contextmanager
-def browser_page(height: int):
-    """A page of headless Debian Chromium, 1400 px wide, closed afterwards whatever happens."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": height})
-        finally:
-            browser.close()
+def browser_page(browser, height: int):
+    """A fresh page (its own context: no cookies or state from another test), 1400 px wide, closed afterwards
+    whatever happens."""
+    context = browser.new_context(viewport={"width": 1400, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
-def test_every_page_draws_its_charts_without_an_exception(app_url):
+def test_every_page_draws_its_charts_without_an_exception(app_url, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with browser_page(2000) as page:
+    with browser_page(browser, 2000) as page:
         for path, name, title, charts in PAGES:
             page.goto(f"{app_url}/{path}", wait_until="domcontentloaded")
             try:
@@ -174,10 +189,10 @@ FIND_DOT = """() => {
 }"""
 
 
-def test_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(app_url):
+def test_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(app_url, browser):
     """Defects 1 and 7: Explore opens on the finished run, a click (not only a lasso) picks a sequence, the map
     rings it, and the position table shows every column, the nearest real item texts included, at 1400 px."""
-    with browser_page(1600) as page:
+    with browser_page(browser, 1600) as page:
         page.goto(f"{app_url}/explore", wait_until="domcontentloaded")
         wait_until_drawn(page, 2)
         assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
@@ -210,9 +225,9 @@ GRID_COLUMNS = """() => Array.from(document.querySelectorAll('[data-testid="stDa
 })"""
 
 
-def test_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(app_url):
+def test_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(app_url, browser):
     """Defect 4: at 1400 px the ratio-to-full columns of Compare's table are in view as the page opens."""
-    with browser_page(1600) as page:
+    with browser_page(browser, 1600) as page:
         page.goto(f"{app_url}/compare", wait_until="domcontentloaded")
         wait_until_drawn(page, 1)
         page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
@@ -232,11 +247,11 @@ def test_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(ap
         page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
 
 
-def test_distill_draws_the_holdout_quality_of_s_against_teacher(app_url):
+def test_distill_draws_the_holdout_quality_of_s_against_teacher(app_url, browser):
     """Distill's quality chart in a real browser: the candidates of S, their start and teacher's line."""
     if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
         pytest.skip("the given run store may hold no holdout scores")
-    with browser_page(2000) as page:
+    with browser_page(browser, 2000) as page:
         page.goto(f"{app_url}/distill", wait_until="domcontentloaded")
         wait_until_drawn(page, 2)
         names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
