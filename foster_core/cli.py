@@ -284,10 +284,17 @@ def format_bench_table(report: dict) -> str:
             f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "
             f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} | "
             f"{'' if train is None else f'{train:.1f}'} | {'' if evaluation is None else f'{evaluation:.1f}'} | "
-            f"{'' if speedup is None else f'{speedup:.0f}x'} |")
+            f"{format_speedup(speedup)} |")
     if "by_architecture" in report:
         lines += ["", format_architecture_table(report)]
     return "\n".join(lines)
+
+
+def format_speedup(speedup: float | None) -> str:
+    """'51x', '6.3x', '0.4x' (below 10, a decimal: a speed-up under 1 means the synthetic data trains slower), or ''."""
+    if speedup is None:
+        return ""
+    return f"{speedup:.0f}x" if speedup >= 10 else f"{speedup:.1f}x"
 
 
 def format_architecture_table(report: dict) -> str:
@@ -305,7 +312,7 @@ def format_architecture_table(report: dict) -> str:
             f"{format_mean_std(row['ndcg@10']['mean'], row['ndcg@10']['std'], row.get('seeds'))} | "
             f"{format_mean_std(row['recall@10']['mean'], row['recall@10']['std'], row.get('seeds'))} | "
             f"{'' if ratio is None else f'{ratio:.2f}'} | {'' if train is None else f'{train:.1f}'} | "
-            f"{'' if speedup is None else f'{speedup:.0f}x'} |")
+            f"{format_speedup(speedup)} |")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from foster_core.analysis.compare import architecture_table, compare_table
+from foster_core.cli import format_speedup
 from foster_core.app.tables import architecture_view
 from foster_core.core.architectures import DEFAULT_ARCHITECTURE, architecture_names, get_architecture
 from foster_core.core.data import PAD_ID, leave_one_out
@@ -193,7 +194,15 @@ def test_compare_shows_each_architecture_against_its_own_full_data_run(tmp_path)
     assert (row["ndcg@10 / own full"], row["ndcg@10 (mean ± std)"], row["speed-up vs own full"]) == \
         ("0.50×", "0.0300 ± 0.0020", "20.0×")
     assert view[view["method"] == "full"]["budget"].tolist() == ["all", "all"]
+    # The registry's order, the default student first, each one's full-data row on top.
+    assert list(zip(view["student"], view["method"])) == [("sasrec", "full"), ("sasrec", "foster"),
+                                                          ("gru4rec", "full"), ("gru4rec", "foster")]
     assert np.isclose(table[table["method"] == "full"]["ratio_ndcg@10"], 1.0).all()
+
+
+def test_speed_ups_below_ten_keep_a_decimal_so_a_slower_student_does_not_read_0x():
+    assert (format_speedup(51.4), format_speedup(6.34), format_speedup(0.4), format_speedup(None)) == \
+        ("51x", "6.3x", "0.4x", "")
 
 
 def test_the_compare_page_shows_other_recommenders_only_for_runs_that_trained_them(tmp_path, monkeypatch):

@@ -65,7 +65,7 @@ def test_distill_and_bench_commands_on_tiny_data(tmp_path, capsys, monkeypatch):
     assert "| teacher | 4 |" in table and "| full | all |" in table
     assert "- teacher n=4" in table and "full-data student 1/1: epoch 1" in table
     # Student time split into training and evaluation, and the training speed-up against full data.
-    assert "| student train s | student eval s | train speed-up |" in table and "| 1x |" in table
+    assert "| student train s | student eval s | train speed-up |" in table and "| 1.0x |" in table
     assert all(r["student_train_seconds"] > 0 and r["student_eval_seconds"] > 0 for r in report["rows"])
     # --students: every architecture on every method's data, against its own full-data training.
     assert [(r["architecture"], r["method"], r["budget"]) for r in report["by_architecture"]][:4] == [
