@@ -12,7 +12,8 @@ st.title("Compare")
 st.write("Each run trains fresh recommenders on its synthetic data alone and tests them on held-out last items "
          "(full ranking over all items). *Ratio to full* compares with training on all the real training data.")
 store = run_store()
-table = compare_table(store)
+runs = store.list()  # listed once for every table of the page
+table = compare_table(store, runs)
 if table.empty:
     st.info("No runs yet: start one on the **Distill** page.")
     st.stop()
@@ -73,7 +74,7 @@ else:
     figure.update_layout(height=420, margin=dict(t=30, b=10))
     st.plotly_chart(figure, width="stretch", key="compare_chart")
 
-by_architecture = architecture_table(store)
+by_architecture = architecture_table(store, runs)
 if not by_architecture.empty:
     by_architecture = by_architecture[by_architecture["dataset"] == dataset]
 if not by_architecture.empty:

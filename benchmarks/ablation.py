@@ -37,7 +37,7 @@ from foster_core.core.training import TrainConfig
 from foster_core.methods import CandidateSelected, DistillContext
 from foster_core.methods.foster import FosterConfig
 from foster_core.methods.registry import distill
-from foster_core.methods.sparse import SparseSynthetic, packs, soft_start, start_logits
+from foster_core.methods.sparse import packs, starting_point
 from foster_core.methods.teacher import labelled_selection
 from foster_core.runs.evaluator import StudentConfig, evaluate_full, evaluate_synthetic
 from foster_core.runs.experiment import build_context
@@ -58,12 +58,6 @@ VARIANTS = {
 METRICS = ("ndcg@10", "recall@10")
 
 
-def soft_start_data(context: DistillContext, budget: int, config: FosterConfig):
-    """FOSTER's step-0 S for `config`: its soft start with the start's logits, as the students see it."""
-    start = soft_start(context, budget, config)
-    return SparseSynthetic(start, *start_logits(start, config.init_scale)).to_data()
-
-
 def run_variant(context: DistillContext, budget: int, base: FosterConfig, student: StudentConfig, variant: str) -> dict:
     label, changes = VARIANTS[variant]
     events: list = []
@@ -71,7 +65,8 @@ def run_variant(context: DistillContext, budget: int, base: FosterConfig, studen
     if changes is None:
         data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base.init_packing))
     elif changes == "weak_start":
-        data = soft_start_data(context, budget, replace(base, **VARIANTS["weak"][1]))
+        # FOSTER's step-0 S for the weak start, as its students would see it.
+        data = starting_point(context, budget, replace(base, **VARIANTS["weak"][1]), None)[1].to_data()
     elif changes == "teacher":
         data = distill(context, "teacher", budget)
     else:

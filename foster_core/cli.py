@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .analysis.compare import format_mean_std
-from .core.architectures import DEFAULT_ARCHITECTURE, architecture_names, get_architecture
+from .core.architectures import DEFAULT_ARCHITECTURE, architecture_names, architecture_rank, get_architecture
 from .core.atomic import atomic_write_json
 from .core.data import DataConfig, DataError
 from .core.loaders import load_dataset
@@ -23,7 +23,7 @@ from .methods.expert import DistillContext
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
-from .runs.evaluator import EpochReporter, StudentConfig, format_seconds
+from .runs.evaluator import EpochReporter, StudentConfig, format_seconds, speed_up
 from .runs.experiment import FULL, build_context, run_bench, train_full_data
 from .runs.resume import resume_in_foreground
 from .runs.run_store import RunNotFound, RunStore
@@ -277,7 +277,7 @@ def format_bench_table(report: dict) -> str:
         cov = "" if row["coverage"] is None else f"{row['coverage']:.3f}"
         train, evaluation = row.get("student_train_seconds"), row.get("student_eval_seconds")
         # Student training seconds of full data over this row's: what training on the distilled data saves.
-        speedup = (full.get("student_train_seconds") or 0) / train if train else None
+        speedup = speed_up(train, full.get("student_train_seconds"))
         lines.append(
             f"| {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
             f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f} | {row['recall@10']['mean']:.4f} ± {row['recall@10']['std']:.4f} | "
@@ -303,9 +303,7 @@ def format_architecture_table(report: dict) -> str:
     lines = ["Student architectures — each ratio and speed-up is against the same architecture trained on full data",
              "| student | method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | student train s | train speed-up |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    names = architecture_names()
-    order = {name: i for i, name in enumerate(names)}  # registry order; a name this version lacks goes last
-    for row in sorted(report["by_architecture"], key=lambda r: order.get(r["architecture"], len(names))):
+    for row in sorted(report["by_architecture"], key=lambda r: architecture_rank(r["architecture"])):
         ratio, train, speedup = row["ratio_ndcg@10"], row["student_train_seconds"], row["train_speedup"]
         lines.append(
             f"| {row['architecture']} | {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "

@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..runs.evaluator import HEADLINE, architecture_rows, speed_up, student_train_seconds
+from ..runs.evaluator import HEADLINE, architecture_rows, ratio_to, speed_up, student_train_seconds
 from ..runs.experiment import FULL
 from ..core.architectures import DEFAULT_ARCHITECTURE
-from ..runs.run_store import RunStore, architecture_results
+from ..runs.run_store import Run, RunStore, architecture_results
 
 MISSING = "–"  # how every table cell without a value reads
 
 
-def compare_table(store: RunStore) -> pd.DataFrame:
-    """One row per run: test metrics mean ± std, ratio to the matching full-data run, costs, status."""
+def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFrame:
+    """One row per run: test metrics mean ± std, ratio to the matching full-data run, costs, status.
+    `runs`: the store's listing, when the caller has it already (each reference is looked up in it)."""
     rows = []
-    runs = store.list()  # listed once: each row's reference is looked up in it, not in a new listing
+    runs = store.list() if runs is None else runs
     for run in runs:
         config, results, status = run.config, run.results, run.status
         # The headline numbers are one architecture's: the ratio and speed-up are against that architecture's
-        # own full-data training (`reference_numbers`), whatever the reference's own headline is.
+        # own full-data training, whatever the reference's own headline is.
         arch = (results or {}).get("architecture", DEFAULT_ARCHITECTURE)
-        reference = store.find_reference(config, runs, (arch,)) if config.get("method") != FULL else run
-        reference_numbers = architecture_results(reference.results).get(arch) if reference else None
+        reference_numbers = full_data_numbers(store, runs, run, config, arch)
         row = {"run": run.id, "method": config.get("method"), "budget": config.get("budget"),
                "dataset": config.get("dataset"), "preset": config.get("preset", ""),
                "status": status.get("status"), "created": config.get("created", "")}
@@ -34,7 +34,7 @@ def compare_table(store: RunStore) -> pd.DataFrame:
                 row[metric] = test[metric]["mean"]
                 row[f"{metric} std"] = test[metric]["std"]
                 if metric in ("ndcg@10", "recall@10", "recall@20") and metric in ref_test:
-                    row[f"{metric} / full"] = test[metric]["mean"] / max(ref_test[metric]["mean"], 1e-12)
+                    row[f"{metric} / full"] = ratio_to(test[metric]["mean"], ref_test[metric]["mean"])
         row["seeds"] = len((results or {}).get("per_seed_test", [])) or None
         row["distill s"] = (results or {}).get("distill_seconds")
         row["student train s"] = student_train_seconds(results)
@@ -46,22 +46,25 @@ def compare_table(store: RunStore) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def architecture_table(store: RunStore) -> pd.DataFrame:
+def full_data_numbers(store: RunStore, runs: list[Run], run: Run, config: dict, arch: str) -> dict | None:
+    """Architecture `arch`'s numbers in the full-data run that `run` is compared with (the newest matching one
+    that trained `arch`; a full-data run is its own), or None when there is none."""
+    reference = run if config.get("method") == FULL else store.find_reference(config, runs, (arch,))
+    return architecture_results(reference.results).get(arch) if reference else None
+
+
+def architecture_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFrame:
     """One row per (finished run, student architecture), for the runs whose students were of several
     architectures: test metrics, the ratio to the same architecture's full-data training (in the matching
     full-data run), and the training speed-up against it. Empty when no run trained several."""
     rows = []
-    runs = store.list()
+    runs = store.list() if runs is None else runs
     for run in runs:
         config, results = run.config, run.results or {}
         if "by_architecture" not in results or run.status.get("status") != "finished":
             continue
-        # Each architecture against the newest full-data run that trained it.
-        references = {}
-        for arch in architecture_results(results):
-            reference = store.find_reference(config, runs, (arch,)) if config.get("method") != FULL else run
-            if reference is not None:
-                references[arch] = architecture_results(reference.results)[arch]
+        references = {arch: full_data_numbers(store, runs, run, config, arch) for arch in architecture_results(results)}
+        references = {arch: numbers for arch, numbers in references.items() if numbers is not None}
         for row in architecture_rows(config.get("method"), config.get("budget"), results,
                                      {"by_architecture": references}):
             rows.append({"run": run.id, "dataset": config.get("dataset"), **_flat(row)})

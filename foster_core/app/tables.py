@@ -7,7 +7,7 @@ import re
 import pandas as pd
 
 from ..analysis.compare import budget_label, format_number, mean_std
-from ..core.architectures import architecture_names
+from ..core.architectures import architecture_rank
 from ..runs.evaluator import HEADLINE
 from ..runs.experiment import FULL
 
@@ -56,9 +56,7 @@ def architecture_view(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     # The registry's order (the default student first), then each method's rows by budget, full data first.
-    order = {name: i for i, name in enumerate(architecture_names())}
-    rows = rows.assign(_arch=rows["architecture"].map(lambda a: order.get(a, len(order))),
-                       _full=rows["method"] != FULL)
+    rows = rows.assign(_arch=rows["architecture"].map(architecture_rank), _full=rows["method"] != FULL)
     rows = rows.sort_values(["_arch", "_full", "method", "budget"], na_position="first", kind="stable")
     return pd.DataFrame({
         "student": rows["architecture"],

@@ -51,6 +51,12 @@ def architecture_names() -> list[str]:
     return _ARCHITECTURES.names()
 
 
+def architecture_rank(name: str) -> int:
+    """An architecture's place in the registry, for sorting tables (a name this version lacks goes last)."""
+    names = _ARCHITECTURES.names()
+    return names.index(name) if name in names else len(names)
+
+
 DEFAULT_ARCHITECTURE = register(Architecture(
     "sasrec", TextSASRec, (), "the expert's own architecture: text-SASRec, hidden 64, 2 blocks")).name
 register(Architecture("sasrec-large", TextSASRec, (("hidden", 128), ("blocks", 4)),

@@ -153,6 +153,11 @@ def student_train_seconds(results: dict | None) -> float | None:
     return value if value is not None else results.get("student_seconds")
 
 
+def ratio_to(mean: float, reference_mean: float) -> float:
+    """A metric's mean over the reference's (full data's): the "ratio to full" of every table."""
+    return mean / max(reference_mean, 1e-12)
+
+
 def speed_up(student_seconds: float | None, full_seconds: float | None, method: str | None = None) -> float | None:
     """How many times faster a student trains on the synthetic data than on all the data: full-data training
     seconds over the student's. None for the full-data reference itself, or when a time is missing."""
@@ -177,7 +182,7 @@ def architecture_rows(method: str, budget: int | None, results: dict | None, ful
             "architecture": arch, "method": method, "budget": budget,
             **{k: numbers["test"][k] for k in ("ndcg@10", "recall@10")},
             "seeds": len(numbers.get("per_seed_test", [])) or None,
-            **{f"ratio_{k}": (numbers["test"][k]["mean"] / max(ref_test[k]["mean"], 1e-12) if k in ref_test else None)
+            **{f"ratio_{k}": ratio_to(numbers["test"][k]["mean"], ref_test[k]["mean"]) if k in ref_test else None
                for k in ("ndcg@10", "recall@10")},
             "student_train_seconds": train, "full_train_seconds": full_train,
             "train_speedup": speed_up(train, full_train, method),

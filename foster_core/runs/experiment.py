@@ -21,7 +21,7 @@ from ..core.training import EpochCallback, TrainConfig, train_on_sequences
 from ..methods.expert import DistillContext
 from ..methods.events import Event
 from ..methods.registry import get_method
-from .evaluator import StudentConfig, architecture_rows, evaluate_full
+from .evaluator import StudentConfig, architecture_rows, evaluate_full, ratio_to
 from .run_store import FULL, Run, RunStore
 from .runner import run_config, run_method
 
@@ -159,8 +159,7 @@ def _bench_row(method: str, budget: int | None, results: dict, full: dict, disti
     test = results["test"]
     return {
         "method": method, "budget": budget, **{k: test[k] for k in test},
-        "ratio_ndcg@10": test["ndcg@10"]["mean"] / max(full["test"]["ndcg@10"]["mean"], 1e-12),
-        "ratio_recall@10": test["recall@10"]["mean"] / max(full["test"]["recall@10"]["mean"], 1e-12),
+        **{f"ratio_{k}": ratio_to(test[k]["mean"], full["test"][k]["mean"]) for k in ("ndcg@10", "recall@10")},
         "coverage": results["coverage"], "popular_share": results["popular_share"],
         "distill_seconds": distill_seconds, "peak_mb": peak_mb, "student_seconds": results["student_seconds"],
         **{k: results.get(k) for k in ("student_train_seconds", "student_eval_seconds")},

@@ -257,8 +257,11 @@ class RunStore:
         ratios, a job's check whether its reference exists already). `runs`: the store's listing, when the
         caller has it already."""
         for run in self.list() if runs is None else runs:
-            if (run.config.get("method") == FULL and run.results and same_setup(run.config, config)
-                    and set(architectures) <= set(architecture_results(run.results))):
+            candidate = run.config
+            if candidate.get("method") != FULL or not same_setup(candidate, config):
+                continue
+            results = run.results  # read once: every property reads its file
+            if results and set(architectures) <= set(architecture_results(results)):
                 return run
         return None
 
