@@ -148,6 +148,8 @@ def browser_page(browser, height: int):
 
 
 def test_every_page_draws_its_charts_without_an_exception(app_url, browser):
+    """Every page: its charts, title, navigation and sidebar, no exception; then the page's own checks
+    (PAGE_CHECKS, defined below: Distill's quality chart, Explore's click on a dot, Compare's columns)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     with browser_page(browser, 2000) as page:
         for path, name, title, charts in PAGES:
@@ -165,6 +167,8 @@ def test_every_page_draws_its_charts_without_an_exception(app_url, browser):
             assert [link.inner_text().split("\n")[-1].strip() for link in links.all()] == NAVIGATION, name
             assert "Dataset:" in page.locator('[data-testid="stSidebar"]').inner_text(), name
             page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+            if name in PAGE_CHECKS:  # on the same page load: each load costs seconds on a busy 2-core machine
+                PAGE_CHECKS[name](page)
     if os.environ.get("FOSTER_SCREENSHOTS_TO_ASSETS") == "1":
         ASSETS.mkdir(parents=True, exist_ok=True)
         for _, name, _, _ in PAGES:
@@ -189,29 +193,26 @@ FIND_DOT = """() => {
 }"""
 
 
-def test_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(app_url, browser):
+def check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(page) -> None:
     """Defects 1 and 7: Explore opens on the finished run, a click (not only a lasso) picks a sequence, the map
     rings it, and the position table shows every column, the nearest real item texts included, at 1400 px."""
-    with browser_page(browser, 1600) as page:
-        page.goto(f"{app_url}/explore", wait_until="domcontentloaded")
-        wait_until_drawn(page, 2)
-        assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
-        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-        dot = page.evaluate(FIND_DOT)
-        assert dot is not None
-        page.mouse.move(dot["x"], dot["y"])
-        page.wait_for_timeout(300)
-        page.mouse.click(dot["x"], dot["y"])
-        heading = f"Synthetic sequence #{dot['id']}"
-        page.wait_for_function("(text) => Array.from(document.querySelectorAll('h3')).some(h => "
-                               "h.innerText.includes(text))", arg=heading, timeout=30_000)
-        wait_until_drawn(page, 2)
-        names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
-        assert f"selected #{dot['id']}" in names  # the ring drawn around the chosen dot
-        header = page.get_by_role("columnheader", name="nearest real item texts")
-        box = header.bounding_box()
-        assert box is not None and box["x"] + box["width"] <= 1400
-        page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
+    assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    dot = page.evaluate(FIND_DOT)
+    assert dot is not None
+    page.mouse.move(dot["x"], dot["y"])
+    page.wait_for_timeout(300)
+    page.mouse.click(dot["x"], dot["y"])
+    heading = f"Synthetic sequence #{dot['id']}"
+    page.wait_for_function("(text) => Array.from(document.querySelectorAll('h3')).some(h => "
+                           "h.innerText.includes(text))", arg=heading, timeout=30_000)
+    wait_until_drawn(page, 2)
+    names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
+    assert f"selected #{dot['id']}" in names  # the ring drawn around the chosen dot
+    header = page.get_by_role("columnheader", name="nearest real item texts")
+    box = header.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1400
+    page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
 
 
 RATIO_COLUMNS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
@@ -225,37 +226,37 @@ GRID_COLUMNS = """() => Array.from(document.querySelectorAll('[data-testid="stDa
 })"""
 
 
-def test_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(app_url, browser):
+def check_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(page) -> None:
     """Defect 4: at 1400 px the ratio-to-full columns of Compare's table are in view as the page opens."""
-    with browser_page(browser, 1600) as page:
-        page.goto(f"{app_url}/compare", wait_until="domcontentloaded")
-        wait_until_drawn(page, 1)
-        page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
-                               timeout=30_000)  # the accessibility table has no size of its own
-        grids = page.evaluate(GRID_COLUMNS)
-        [table] = [g for g in grids if any(name == "budget" for name, _ in g["columns"])]
-        drawn = dict(table["columns"])
-        assert table["scrollLeft"] == 0 and table["right"] <= 1400  # the grid itself ends inside the window
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
-        for column in RATIO_COLUMNS:
-            assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
-            # The column after it is drawn too, so this one ends inside the grid: wholly in view.
-            assert drawn[column] + 1 in drawn.values(), f"{column} is cut at the grid's right edge"
-        # The analyst's question first: the smallest budget reaching 90% / 95% of full data, above the table.
-        reach = [g for g in grids if any(name.startswith("budget for 90%") for name, _ in g["columns"])]
-        assert reach and grids.index(reach[0]) < grids.index(table)
-        page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
+    page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
+                           timeout=30_000)  # the accessibility table has no size of its own
+    grids = page.evaluate(GRID_COLUMNS)
+    [table] = [g for g in grids if any(name == "budget" for name, _ in g["columns"])]
+    drawn = dict(table["columns"])
+    assert table["scrollLeft"] == 0 and table["right"] <= 1400  # the grid itself ends inside the window
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+    for column in RATIO_COLUMNS:
+        assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
+        # The column after it is drawn too, so this one ends inside the grid: wholly in view.
+        assert drawn[column] + 1 in drawn.values(), f"{column} is cut at the grid's right edge"
+    # The analyst's question first: the smallest budget reaching 90% / 95% of full data, above the table.
+    reach = [g for g in grids if any(name.startswith("budget for 90%") for name, _ in g["columns"])]
+    assert reach and grids.index(reach[0]) < grids.index(table)
+    page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
 
 
-def test_distill_draws_the_holdout_quality_of_s_against_teacher(app_url, browser):
+def check_distill_draws_the_holdout_quality_of_s_against_teacher(page) -> None:
     """Distill's quality chart in a real browser: the candidates of S, their start and teacher's line."""
     if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
-        pytest.skip("the given run store may hold no holdout scores")
-    with browser_page(browser, 2000) as page:
-        page.goto(f"{app_url}/distill", wait_until="domcontentloaded")
-        wait_until_drawn(page, 2)
-        names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-            .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of S'))  // Streamlit wraps it in <b>
-            .flatMap(gd => gd._fullData.map(t => t.name))""")
-        assert "candidates of S" in names and "kept" in names, names
-        assert any(n.startswith("teacher ") for n in names) and any(n.startswith("start ") for n in names), names
+        return  # the given run store may hold no holdout scores
+    wait_until_drawn(page, 2)
+    names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of S'))  // Streamlit wraps it in <b>
+        .flatMap(gd => gd._fullData.map(t => t.name))""")
+    assert "candidates of S" in names and "kept" in names, names
+    assert any(n.startswith("teacher ") for n in names) and any(n.startswith("start ") for n in names), names
+
+
+PAGE_CHECKS = {"distill": check_distill_draws_the_holdout_quality_of_s_against_teacher,
+               "explore": check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it,
+               "compare": check_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling}
