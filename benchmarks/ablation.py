@@ -8,7 +8,8 @@ Variants (ids for --variants):
   select     - holdout selection (S of the last step)
   packing    - packed start (one real sequence per synthetic sequence, left-padded)
   start      - all updates: FOSTER's start itself (selected real sequences, expert labels)
-  weak       FOSTER from a weak start: random real sequences, labels the real next items (init_labels "real")
+  weak       FOSTER from a weak start: random real sequences without their last item (the holdout's target),
+             labels the real next items (init_labels "real")
   weak_start that weak start itself, no updates (FOSTER's soft start with init_labels "real")
   teacher    the `teacher` baseline (random real sequences, the expert's labels)
 

@@ -193,9 +193,14 @@ def test_the_weak_start_labels_each_position_with_its_real_next_item_and_no_expe
     config = SoftStartConfig(input_support=3, label_support=4, init_packing="off", init_selection="random",
                              init_labels="real")
     start = soft_start(context, 3, config)
-    # Each label support: the real next item first (as in the real sequences), then other items.
-    real = selected_coreset(context, 3, "random", config.seed)
+    # Each label support: the real next item first (as in the real sequences, each without its last item,
+    # the holdout's target), then other items.
+    real = selected_coreset(context, 3, "random", config.seed, drop_last=True)
     assert torch.equal(start.mask, real.mask)
+    # So no row ends on a user's holdout pair: one position fewer than the whole sequences, label by label.
+    whole = selected_coreset(context, 3, "random", config.seed)
+    assert torch.equal(start.mask.sum(1), whole.mask.sum(1) - 1)
+    assert torch.equal(start.label_items[..., 0][start.mask], whole.label_items[:, :-1, 0][whole.mask[:, :-1]])
     assert torch.equal(start.input_items[..., 0], real.input_items[..., 0])
     assert torch.equal(start.label_items[..., 0][start.mask], real.label_items[..., 0][real.mask])
     assert not (start.label_items[..., 1:] == start.label_items[..., :1])[start.mask].any()
@@ -205,9 +210,9 @@ def test_the_weak_start_labels_each_position_with_its_real_next_item_and_no_expe
     torch.testing.assert_close(start.label_probs[start.mask], expected.expand(int(start.mask.sum()), 4),
                                atol=ATOL, rtol=0)
     assert math.isclose(expected[0].item(), 0.947915, abs_tol=ATOL)  # 54.59815 / 57.59815
-    # The `random` coreset of the same seed: nothing from the expert.
+    # The `random` coreset of the same seed, less each last item: nothing from the expert.
     same = distill(context, "random", 3)
-    assert torch.equal(start.input_items[..., 0][start.mask], same.input_items[..., 0][same.mask])
+    assert torch.equal(start.input_items[..., 0][start.mask], same.input_items[:, :-1, 0][same.mask[:, :-1]])
     with pytest.raises(ValueError, match="init_labels must be 'expert' or 'real'"):
         SoftStartConfig(init_labels="teacher")
 

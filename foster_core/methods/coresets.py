@@ -78,25 +78,36 @@ def check_selection(name: str, field_name: str) -> None:
         raise ValueError(f"{field_name} must be {', '.join(SELECTIONS)}, not {name!r}")
 
 
-def selected_sequences(context: DistillContext, selection: str, count: int, seed: int) -> SyntheticData:
-    """The first `count` training sequences in the selection's order, as one-hot synthetic data."""
+def selected_sequences(context: DistillContext, selection: str, count: int, seed: int,
+                       drop_last: bool = False) -> SyntheticData:
+    """The first `count` training sequences in the selection's order, as one-hot synthetic data (with
+    `drop_last`, each without its last item: see `packed_sequences`)."""
     indices = SELECTORS[selection](context, count, seed)
-    return SyntheticData.from_sequences([context.train[i] for i in indices], context.model_cfg.max_len - 1)
+    return SyntheticData.from_sequences([_sequence(context, i, drop_last) for i in indices],
+                                        context.model_cfg.max_len - 1)
 
 
-def packed_sequences(context: DistillContext, budget: int, selection: str, seed: int) -> list[np.ndarray]:
+def _sequence(context: DistillContext, index: int, drop_last: bool) -> np.ndarray:
+    return context.train[index][:-1] if drop_last else context.train[index]
+
+
+def packed_sequences(context: DistillContext, budget: int, selection: str, seed: int,
+                     drop_last: bool = False) -> list[np.ndarray]:
     """`budget` synthetic sequences of up to max_len items, each whole real sequences laid end to end.
 
     Sequences are taken in the selection's order and each goes into the first sequence with room for all
     of it (first fit; none is cut). Short-sequence data would otherwise leave most of the L positions of a
     synthetic sequence empty.
+
+    `drop_last` takes each sequence without its last item, the target of the training split's holdout: data
+    whose labels are real next items then never hands a student the holdout's own (prefix, target) pairs.
     """
     capacity = context.model_cfg.max_len
     count = min(len(context.usable), budget * capacity // 2)
     bins: list[list[np.ndarray]] = [[] for _ in range(budget)]
     room = np.full(budget, capacity)
     for index in SELECTORS[selection](context, count, seed):
-        seq = context.train[index][-capacity:]
+        seq = _sequence(context, index, drop_last)[-capacity:]
         fits = np.flatnonzero(room >= len(seq))
         if len(fits):
             bins[fits[0]].append(seq)

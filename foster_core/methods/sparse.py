@@ -39,7 +39,8 @@ class SoftStartConfig(LabelConfig):
     input_support: int = 8  # candidate items per input position (the K of an input support): the real item and its text neighbours
     # "expert": each label starts as the expert's top `label_support` predictions. "real": as the real next
     # item (logit init_scale) and its text neighbours (logit 0), the inputs' scheme: no expert knowledge in
-    # the start (the weak start of the mechanism test, benchmarks/ablation.py's `weak` variants).
+    # the start (the weak start of the mechanism test, benchmarks/ablation.py's `weak` variants). Its
+    # sequences come without their last item, the holdout's target.
     init_labels: str = "expert"
     init_scale: float = 4.0  # [c] logit of the real item at the start; the neighbours start at 0
     steps: int = 150
@@ -96,7 +97,9 @@ def soft_start(context: DistillContext, budget: int, config: SoftStartConfig) ->
     with the inputs' logits. The input probabilities are the real item's alone: `start_logits` makes them."""
     packed = packs(context, config.init_packing)
     if config.init_labels == "real":
-        base = selected_coreset(context, budget, config.init_selection, config.seed, packed)
+        # Without each sequence's last item: a real-item label there would be the holdout's own target, and
+        # the holdout that chooses S would score S on pairs it contains (notes, session 8).
+        base = selected_coreset(context, budget, config.init_selection, config.seed, packed, drop_last=True)
         label_items = text_neighbours(context, base.label_items[..., 0], config.label_support)
         logits = torch.zeros(label_items.shape)
         logits[..., 0] = config.init_scale

@@ -61,13 +61,13 @@ def labelled_selection(context: DistillContext, budget: int, config: LabelConfig
 
 
 def selected_coreset(context: DistillContext, budget: int, selection: str, seed: int,
-                     packed: bool = False) -> SyntheticData:
-    """Real sequences picked by a coreset selector (laid end to end when `packed`), as one-hot synthetic
-    data: each position's real item and its real next item."""
+                     packed: bool = False, drop_last: bool = False) -> SyntheticData:
+    """Real sequences picked by a coreset selector (laid end to end when `packed`; each without its last
+    item with `drop_last`), as one-hot synthetic data: each position's real item and its real next item."""
     if packed:
-        return SyntheticData.from_sequences(packed_sequences(context, budget, selection, seed),
+        return SyntheticData.from_sequences(packed_sequences(context, budget, selection, seed, drop_last),
                                             context.model_cfg.max_len - 1)
-    return selected_sequences(context, selection, budget, seed)
+    return selected_sequences(context, selection, budget, seed, drop_last)
 
 
 def distill_teacher(context: DistillContext, budget: int, config: TeacherConfig,
