@@ -237,3 +237,14 @@ def test_two_inner_steps_run_deterministically_and_differ_from_one(context):
     assert torch.equal(one.input_items, two.input_items)
     assert (one.input_probs - two.input_probs).abs().max() > 1e-6 or \
         (one.label_probs - two.label_probs).abs().max() > 1e-6
+
+
+def test_a_snapshot_of_s_shares_no_tensor_with_the_s_that_goes_on_changing():
+    init = SyntheticData(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 0.5),
+                         torch.ones(1, 2, 3, dtype=torch.long), torch.full((1, 2, 3), 1 / 3), torch.tensor([[True, True]]))
+    syn = SparseSynthetic(init, torch.zeros(1, 2, 2), torch.zeros(1, 2, 3))
+    snapshot = syn.to_data()
+    syn.label_items[0, 0, 0] = 7
+    syn.input_items[0, 1, 1] = 5
+    syn.mask[0, 0] = False
+    assert snapshot.label_items[0, 0, 0] == 1 and snapshot.input_items[0, 1, 1] == 0 and bool(snapshot.mask[0, 0])

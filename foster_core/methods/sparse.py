@@ -73,9 +73,12 @@ class SparseSynthetic(torch.nn.Module):
         self.label_logits = torch.nn.Parameter(label_logits)
 
     def to_data(self) -> SyntheticData:
+        """A snapshot of S: copies, so a candidate kept for the holdout selection never shares a tensor with
+        the S that goes on changing (on the CPU, .cpu() alone would return the same tensor)."""
         with torch.no_grad():
-            return SyntheticData(self.input_items.cpu(), F.softmax(self.input_logits, -1).cpu(),
-                                 self.label_items.cpu(), F.softmax(self.label_logits, -1).cpu(), self.mask.cpu())
+            return SyntheticData(self.input_items.cpu().clone(), F.softmax(self.input_logits, -1).cpu(),
+                                 self.label_items.cpu().clone(), F.softmax(self.label_logits, -1).cpu(),
+                                 self.mask.cpu().clone())
 
     def label_entropy(self) -> float:
         """Mean entropy (nats) of the label distributions at real positions."""
