@@ -16,6 +16,7 @@ from .core.data import DataConfig, DataError
 from .core.loaders import load_dataset
 from .core.model import ModelConfig
 from .core.text_encoder import EncoderConfig
+from .core.train_state import RESUME_FILE
 from .core.training import TrainConfig
 from .methods import CandidateScored, CandidateSelected, ReferenceScored, StepEvent, all_methods, check_budget, get_method, method_names
 from .methods.coresets import SELECTIONS
@@ -173,8 +174,9 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
     if context.expert_cached():
         print("Expert (training split, epoch chosen on its own holdout): cached", flush=True)
     else:
-        print(f"Expert: training on the training split, epoch chosen on its own holdout "
-              f"({len(context.holdout.train)} users)", flush=True)
+        resuming = (context.expert_folder() / RESUME_FILE).is_file()  # the state a killed training left
+        print(f"Expert: {'continuing a killed training' if resuming else 'training'} on the training split, "
+              f"epoch chosen on its own holdout ({len(context.holdout.train)} users)", flush=True)
         context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, _say)
     context.expert()
     print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,6 +27,8 @@ from .architectures import DEFAULT_ARCHITECTURE, get_architecture
 from .model import ItemTextModel, ModelConfig
 from .synthetic import SyntheticData, expected_embeddings
 from .runtime import autocast, check_precision, resolve_device, seed_everything
+from .train_state import (clear_train_state, fingerprint, load_train_state, random_streams, restore_random_streams,
+                          save_train_state)
 
 EpochCallback = Callable[[dict], None]
 SELECTION_METRIC = "ndcg@10"
@@ -143,9 +145,10 @@ def train_on_sequences(
     checkpoint_dir: str | Path | None = None,
     callback: EpochCallback | None = None,
     arch: str = DEFAULT_ARCHITECTURE,
+    resume_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train a model of architecture `arch` on real training-split sequences, with cross-entropy over all
-    items."""
+    items. A killed training resumes from `resume_dir` (by default `checkpoint_dir`; see `fit`)."""
     model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
     inputs, targets = next_item_pairs(train, model_cfg.max_len)
     if len(inputs) == 0:
@@ -172,7 +175,7 @@ def train_on_sequences(
 
     lengths = (inputs != PAD_ID).sum(1) if cfg.bucket_by_length else None
     return fit(text_embeddings, (inputs, targets), batch_loss, split, model_cfg, cfg, checkpoint_dir, callback,
-               lengths, arch)
+               lengths, arch, streams=(sampler,), resume_dir=resume_dir)
 
 
 def train_on_soft(
@@ -253,7 +256,7 @@ def train_on_synthetic(
         label_scores = scores.gather(-1, torch.searchsorted(items, lab_items[real]))
         return -(lab_probs[real] * (label_scores - log_z)).sum(-1).mean()
 
-    return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback, arch=arch)
+    return fit(text_embeddings, tensors, batch_loss, split, model_cfg, cfg, None, callback, arch=arch, streams=(sampler,))
 
 
 def fit(
@@ -267,20 +270,45 @@ def fit(
     callback: EpochCallback | None = None,
     lengths: torch.Tensor | None = None,
     arch: str = DEFAULT_ARCHITECTURE,
+    streams: tuple[torch.Generator, ...] = (),
+    resume_dir: str | Path | None = None,
 ) -> TrainResult:
     """The one training loop, for a fresh model of architecture `arch` built on `model_cfg` (the expert's
     config; the architecture changes its own fields). Without a split it runs all epochs and keeps the last
-    weights. With `lengths` (one per row) each batch holds rows of similar length (see `_batches`)."""
+    weights. With `lengths` (one per row) each batch holds rows of similar length (see `_batches`).
+
+    With `checkpoint_dir` it saves each epoch's weights there. After each epoch it saves everything needed
+    to continue in `resume_dir` (by default `checkpoint_dir`; see train_state.py): a call after a kill
+    resumes at the next epoch and ends as an unbroken run would. `streams` are the batch loss's own random
+    generators (sampled negatives), saved with the rest."""
     generator = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
     model = get_architecture(arch).build(torch.as_tensor(text_embeddings), model_cfg).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    checkpoints: list[Path] = []
-    if checkpoint_dir is not None:
+    state_dir = resume_dir if resume_dir is not None else checkpoint_dir
+    folder = Path(state_dir) if state_dir is not None else None
+    key = fingerprint(asdict(cfg), asdict(model_cfg), arch, tensors=(torch.as_tensor(text_embeddings), *tensors)) \
+        if folder is not None else ""
+    saved = load_train_state(folder, key) if folder is not None else None
+    loop, checkpoints = LoopState(), []
+    if saved is not None:  # a killed run of this same training: continue after its last finished epoch
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        restore_random_streams(saved["random"], (generator, *streams), device)
+        loop = LoopState(saved["history"], BestEpoch(**saved["best"]), saved["elapsed"], saved["finished"])
+        if checkpoint_dir is not None:
+            checkpoints = [Path(checkpoint_dir) / f"epoch_{e:03d}.safetensors" for e in range(len(loop.history) + 1)]
+    elif checkpoint_dir is not None:
         checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / "epoch_000.safetensors"))
 
-    start = time.perf_counter()
+    def keep_state(state: LoopState) -> None:
+        save_train_state(folder, {
+            "fingerprint": key, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+            "random": random_streams((generator, *streams), device), "history": state.history,
+            "best": asdict(state.best), "elapsed": state.elapsed, "finished": state.finished})
+
+    start = time.perf_counter() - loop.elapsed
 
     def train_epoch(epoch: int) -> dict:
         model.train()
@@ -300,10 +328,13 @@ def fit(
 
     valid_split = split.sample_users(cfg.valid_users) if split is not None else None
     evaluate = (lambda: evaluate_model(model, valid_split, "valid")) if valid_split is not None else None
-    history, best = run_epochs(cfg, train_epoch, evaluate, lambda: copy.deepcopy(model.state_dict()), callback)
+    history, best = run_epochs(cfg, train_epoch, evaluate, lambda: copy.deepcopy(model.state_dict()), callback,
+                               loop, keep_state if folder is not None else None)
     if best.state is not None:
         model.load_state_dict(best.state)
     model.eval()
+    if folder is not None:
+        clear_train_state(folder)
     return TrainResult(model, best.epoch or history[-1]["epoch"], best.valid, history, time.perf_counter() - start,
                        checkpoints, sum(r.get("eval_seconds", 0.0) for r in history))
 
@@ -318,17 +349,32 @@ class BestEpoch:
     state: object = None
 
 
+@dataclass
+class LoopState:
+    """Where the epoch loop is: what `fit` saves after each epoch and hands back to resume a killed run."""
+
+    history: list[dict] = field(default_factory=list)
+    best: BestEpoch = field(default_factory=BestEpoch)
+    elapsed: float = 0.0  # seconds of the loop so far, before any kill
+    finished: bool = False  # the loop had stopped (a kill after that must not train one more epoch)
+
+
 def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: Callable[[], dict] | None,
-               snapshot: Callable[[], object], callback: EpochCallback | None = None) -> tuple[list[dict], BestEpoch]:
+               snapshot: Callable[[], object], callback: EpochCallback | None = None,
+               resumed: LoopState | None = None,
+               after_epoch: Callable[[LoopState], None] | None = None) -> tuple[list[dict], BestEpoch]:
     """The one epoch loop with early stopping, for every trainer (`fit`, `finetune.train_finetuned`).
 
     Each epoch: `train_epoch(epoch)` (its dict joins the epoch's record), validation every `eval_every`
     epochs and at the last, a snapshot of the best epoch; stop after `patience` epochs without a better
-    validation NDCG@10, or past `time_limit_s`. Without `evaluate` every epoch runs and nothing is kept."""
-    start = time.perf_counter()
-    history: list[dict] = []
-    best = BestEpoch()
-    for epoch in range(1, cfg.epochs + 1):
+    validation NDCG@10, or past `time_limit_s`. Without `evaluate` every epoch runs and nothing is kept.
+    `resumed` continues a loop from its saved state; `after_epoch` sees the state after every epoch."""
+    state = resumed or LoopState()
+    start = time.perf_counter() - state.elapsed
+    history, best = state.history, state.best
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        if state.finished:
+            break
         record = {"epoch": epoch, **train_epoch(epoch), "seconds": time.perf_counter() - start}
         if evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             started = time.perf_counter()
@@ -341,10 +387,14 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
         history.append(record)
         if callback:
             callback(record)
-        if evaluate is not None and epoch - best.epoch >= cfg.patience:
-            break
-        if cfg.time_limit_s and record["seconds"] >= cfg.time_limit_s:
+        patience_out = evaluate is not None and epoch - best.epoch >= cfg.patience
+        if not patience_out and cfg.time_limit_s and record["seconds"] >= cfg.time_limit_s:
             record["stopped"] = "time_limit_s"
+        state.best, state.elapsed = best, record["seconds"]
+        state.finished = patience_out or "stopped" in record or epoch == cfg.epochs
+        if after_epoch:
+            after_epoch(state)
+        if state.finished:
             break
     return history, best
 

@@ -120,8 +120,10 @@ def _full_students(context: DistillContext, student: StudentConfig, arch: str, p
             continue
         cfg = replace(context.expert_cfg, seed=seed, device=student.device)
         on_epoch = EpochReporter(f"{label} {len(tests) + 1}/{len(student.seeds)}", cfg, progress) if progress else None
+        # A killed student continues from its last epoch on the next call (these take an hour at 50k users).
         result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg,
-                                    callback=on_epoch, arch=arch)
+                                    callback=on_epoch, arch=arch,
+                                    resume_dir=context.expert_folder() / f"{prefix}_seed_{seed}_unfinished")
         tests.append(_timed_test(result, context, costs))
         _say_student(progress, label, len(tests), len(student.seeds), tests[-1], costs[-1])
         valids.append(result.best_valid)
