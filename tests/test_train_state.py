@@ -15,7 +15,7 @@ from conftest import random_text_embeddings
 
 # Dropout and sampled negatives on, so that every random stream the resume must restore is in play.
 MODEL = ModelConfig(hidden=16, blocks=1, heads=1, dropout=0.2, max_len=10)
-CFG = TrainConfig(epochs=6, lr=1e-2, batch_size=8, patience=50, softmax_negatives=4, full_softmax_up_to=0)
+CFG = TrainConfig(epochs=4, lr=1e-2, batch_size=8, patience=50, softmax_negatives=4, full_softmax_up_to=0)
 
 
 class Killed(Exception):
@@ -40,14 +40,14 @@ def test_a_killed_training_resumes_and_ends_as_an_unbroken_one(tmp_path):
     emb = random_text_embeddings(dataset.num_items)
     unbroken = train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path / "a")
     # The callback runs before the epoch's state is saved, so a kill there loses that epoch, as a real kill
-    # in mid-epoch would: the resumed run must train epoch 4 again, from epoch 3's state.
+    # in mid-epoch would: the resumed run must train epoch 3 again, from epoch 2's state.
     with pytest.raises(Killed):
-        train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path / "b", callback=kill_after(4))
+        train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path / "b", callback=kill_after(3))
     assert (tmp_path / "b" / RESUME_FILE).is_file()
     seen = []
     resumed = train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path / "b",
                                  callback=lambda r: seen.append(r["epoch"]))
-    assert seen == [4, 5, 6]  # only the epochs the killed run had not finished
+    assert seen == [3, 4]  # only the epochs the killed run had not finished
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in unbroken.history]
     assert [r["valid"] for r in resumed.history] == [r["valid"] for r in unbroken.history]
     assert resumed.best_epoch == unbroken.best_epoch
@@ -62,12 +62,12 @@ def test_another_trainings_state_is_not_resumed(tmp_path):
     split = leave_one_out(dataset)
     emb = random_text_embeddings(dataset.num_items)
     with pytest.raises(Killed):
-        train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path, callback=kill_after(3))
+        train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path, callback=kill_after(2))
     other = replace(CFG, lr=5e-3)
     seen = []
     train_on_sequences(emb, split.train, split, MODEL, other, checkpoint_dir=tmp_path,
                        callback=lambda r: seen.append(r["epoch"]))
-    assert seen == [1, 2, 3, 4, 5, 6]  # another learning rate: a training of its own, from epoch 1
+    assert seen == [1, 2, 3, 4]  # another learning rate: a training of its own, from epoch 1
 
 
 def test_a_finished_loop_trains_no_further_epoch():
