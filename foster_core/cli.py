@@ -174,9 +174,10 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
     if context.expert_cached():
         print("Expert (training split, epoch chosen on its own holdout): cached", flush=True)
     else:
-        resuming = (context.expert_folder() / RESUME_FILE).is_file()  # the state a killed training left
-        print(f"Expert: {'continuing a killed training' if resuming else 'training'} on the training split, "
-              f"epoch chosen on its own holdout ({len(context.holdout.train)} users)", flush=True)
+        # A killed training's state: it continues from it when its configs and data match (the epochs say).
+        left = " from where a killed training stopped" if (context.expert_folder() / RESUME_FILE).is_file() else ""
+        print(f"Expert: training on the training split{left}, epoch chosen on its own holdout "
+              f"({len(context.holdout.train)} users)", flush=True)
         context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, _say)
     context.expert()
     print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)

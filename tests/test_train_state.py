@@ -7,7 +7,7 @@ import torch
 
 from foster_core.core.data import leave_one_out
 from foster_core.core.model import ModelConfig
-from foster_core.core.train_state import RESUME_FILE
+from foster_core.core.train_state import RESUME_FILE, clear_train_state
 from foster_core.core.training import LoopState, TrainConfig, run_epochs, train_on_sequences
 from foster_core.testing import cyclic_dataset, tiny_context
 
@@ -54,7 +54,13 @@ def test_a_killed_training_resumes_and_ends_as_an_unbroken_one(tmp_path):
     for name, tensor in weights(unbroken.model).items():
         assert torch.equal(weights(resumed.model)[name], tensor), name
     assert [p.name for p in resumed.checkpoints] == [p.name for p in unbroken.checkpoints]
-    assert not (tmp_path / "b" / RESUME_FILE).exists()  # a finished training leaves nothing to resume
+    # Finished, the state stays until the caller has kept the result: a kill before that trains nothing again.
+    seen.clear()
+    again = train_on_sequences(emb, split.train, split, MODEL, CFG, checkpoint_dir=tmp_path / "b",
+                               callback=lambda r: seen.append(r["epoch"]))
+    assert seen == [] and again.best_epoch == unbroken.best_epoch
+    clear_train_state(tmp_path / "b")
+    assert not (tmp_path / "b" / RESUME_FILE).exists() and (tmp_path / "b" / "epoch_004.safetensors").is_file()
 
 
 def test_another_trainings_state_is_not_resumed(tmp_path):
@@ -68,6 +74,29 @@ def test_another_trainings_state_is_not_resumed(tmp_path):
     train_on_sequences(emb, split.train, split, MODEL, other, checkpoint_dir=tmp_path,
                        callback=lambda r: seen.append(r["epoch"]))
     assert seen == [1, 2, 3, 4]  # another learning rate: a training of its own, from epoch 1
+
+
+def test_auto_and_the_device_it_picks_resume_each_other_but_a_changed_model_or_a_torn_file_starts_afresh(tmp_path):
+    dataset = cyclic_dataset()
+    split = leave_one_out(dataset)
+    emb = random_text_embeddings(dataset.num_items)
+
+    def epochs_trained(cfg: TrainConfig) -> list[int]:
+        seen = []
+        train_on_sequences(emb, split.train, split, MODEL, cfg, checkpoint_dir=tmp_path,
+                           callback=lambda r: seen.append(r["epoch"]))
+        return seen
+
+    with pytest.raises(Killed):
+        train_on_sequences(emb, split.train, split, MODEL, replace(CFG, device="auto"), checkpoint_dir=tmp_path,
+                           callback=kill_after(2))
+    assert epochs_trained(replace(CFG, device="cpu")) == [2, 3, 4]  # "auto" is the CPU here: the same training
+    state = torch.load(tmp_path / RESUME_FILE, weights_only=True)
+    torch.save({**state, "finished": False, "layout": ["AnotherModel", {}]}, tmp_path / RESUME_FILE)
+    assert epochs_trained(CFG) == [1, 2, 3, 4]  # weights of another model's code are not loaded
+    (tmp_path / RESUME_FILE).write_bytes(b"torn")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert epochs_trained(CFG) == [1, 2, 3, 4]
 
 
 def test_a_finished_loop_trains_no_further_epoch():

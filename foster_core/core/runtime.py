@@ -73,6 +73,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def device_key(device: str) -> str:
+    """How a device enters a cache key or a training's fingerprint: "auto" when `device` resolves to the kind
+    of device "auto" picks here (the two train alike: one cache entry), else `device` itself."""
+    try:
+        if resolve_device(device).type == resolve_device("auto").type:
+            return "auto"
+    except ValueError:  # e.g. "cuda" on a machine without one: training will say so
+        pass
+    return device
+
+
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)

@@ -7,13 +7,16 @@ call with the same checkpoint folder reloads it and goes on from the next epoch.
 depends on is in it: weights, optimiser moments, every random stream (batch order, sampled negatives,
 dropout), the history and the best epoch so far. So a resumed training ends with the same weights as one
 never killed (tests/test_train_state.py pins it). A `fingerprint` of the configs and the data guards against
-continuing some other training that used the same folder: a mismatch starts afresh.
+continuing some other training that used the same folder, and the model's layout (class, weight shapes)
+against code that changed since: either mismatch starts afresh. The caller clears the state once it has
+kept the result (`clear_train_state`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -61,7 +64,8 @@ def load_train_state(folder: Path, expected_fingerprint: str) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a torn or foreign file: atomic writes make this rare, and starting afresh is safe
+    except Exception as error:  # a torn or foreign file: atomic writes make this rare; starting afresh is safe
+        warnings.warn(f"{path}: the saved training state cannot be read ({error}); training starts from epoch 1")
         return None
     return state if state.get("fingerprint") == expected_fingerprint else None
 

@@ -26,9 +26,8 @@ from .evaluation import evaluate_model
 from .architectures import DEFAULT_ARCHITECTURE, get_architecture
 from .model import ItemTextModel, ModelConfig
 from .synthetic import SyntheticData, expected_embeddings
-from .runtime import autocast, check_precision, resolve_device, seed_everything
-from .train_state import (clear_train_state, fingerprint, load_train_state, random_streams, restore_random_streams,
-                          save_train_state)
+from .runtime import autocast, check_precision, device_key, resolve_device, seed_everything
+from .train_state import fingerprint, load_train_state, random_streams, restore_random_streams, save_train_state
 
 EpochCallback = Callable[[dict], None]
 SELECTION_METRIC = "ndcg@10"
@@ -279,8 +278,9 @@ def fit(
 
     With `checkpoint_dir` it saves each epoch's weights there. After each epoch it saves everything needed
     to continue in `resume_dir` (by default `checkpoint_dir`; see train_state.py): a call after a kill
-    resumes at the next epoch and ends as an unbroken run would. `streams` are the batch loss's own random
-    generators (sampled negatives), saved with the rest."""
+    resumes at the next epoch and ends as an unbroken run would. The caller removes that state
+    (`clear_train_state`) once it has kept the result, so a kill in between loses nothing either. `streams`
+    are the batch loss's own random generators (sampled negatives), saved with the rest."""
     generator = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
@@ -288,9 +288,14 @@ def fit(
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state_dir = resume_dir if resume_dir is not None else checkpoint_dir
     folder = Path(state_dir) if state_dir is not None else None
-    key = fingerprint(asdict(cfg), asdict(model_cfg), arch, tensors=(torch.as_tensor(text_embeddings), *tensors)) \
-        if folder is not None else ""
+    key = layout = ""
+    if folder is not None:
+        key = fingerprint({**asdict(cfg), "device": device_key(cfg.device)}, asdict(model_cfg), arch,
+                          tensors=(torch.as_tensor(text_embeddings), *tensors))
+        layout = [type(model).__name__, {name: list(t.shape) for name, t in model.state_dict().items()}]
     saved = load_train_state(folder, key) if folder is not None else None
+    if saved is not None and saved.get("layout", layout) != layout:  # the model's code changed since: afresh
+        saved = None
     loop, checkpoints = LoopState(), []
     if saved is not None:  # a killed run of this same training: continue after its last finished epoch
         model.load_state_dict(saved["model"])
@@ -304,7 +309,7 @@ def fit(
 
     def keep_state(state: LoopState) -> None:
         save_train_state(folder, {
-            "fingerprint": key, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+            "fingerprint": key, "layout": layout, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
             "random": random_streams((generator, *streams), device), "history": state.history,
             "best": asdict(state.best), "elapsed": state.elapsed, "finished": state.finished})
 
@@ -333,8 +338,6 @@ def fit(
     if best.state is not None:
         model.load_state_dict(best.state)
     model.eval()
-    if folder is not None:
-        clear_train_state(folder)
     return TrainResult(model, best.epoch or history[-1]["epoch"], best.valid, history, time.perf_counter() - start,
                        checkpoints, sum(r.get("eval_seconds", 0.0) for r in history))
 
@@ -393,7 +396,9 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
         state.best, state.elapsed = best, record["seconds"]
         state.finished = patience_out or "stopped" in record or epoch == cfg.epochs
         if after_epoch:
+            saving = time.perf_counter()
             after_epoch(state)
+            start += time.perf_counter() - saving  # keeping the state is not training: off the clock
         if state.finished:
             break
     return history, best

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from ..core.atomic import atomic_write_json
 from ..core.data import Dataset, Split, holdout_split, leave_one_out, pad_left, usable_indices
 from ..core.model import ModelConfig, TextSASRec
-from ..core.runtime import resolve_device
+from ..core.runtime import device_key, resolve_device
 from ..core.text_encoder import default_cache_dir
+from ..core.train_state import clear_train_state
 from ..core.training import EpochCallback, TrainConfig, load_checkpoint, save_checkpoint, train_on_sequences
 
 
@@ -70,12 +71,7 @@ class DistillContext:
         digest = hashlib.sha256()
         # "holdout": the expert selects its epoch on the training split's holdout (older caches did not).
         expert_cfg = asdict(self.expert_cfg)
-        # "auto" and the device it resolves to here train the same expert: one cache entry, keyed "auto".
-        try:
-            if resolve_device(expert_cfg["device"]).type == resolve_device("auto").type:
-                expert_cfg["device"] = "auto"
-        except ValueError:  # e.g. "cuda" on a machine without one: training will say so
-            pass
+        expert_cfg["device"] = device_key(expert_cfg["device"])  # "auto" and what it resolves to: one entry
         digest.update(json.dumps([asdict(self.model_cfg), expert_cfg, "holdout"], sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.text_embeddings.numpy()).tobytes())
         for seq in self.train:
@@ -123,6 +119,7 @@ class DistillContext:
             self.expert_seconds = result.seconds
             atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory], "seconds": result.seconds,
                                           "best_epoch": result.best_epoch, "valid": result.best_valid})
+            clear_train_state(folder)  # only now: a kill before expert.json was written resumes, finished
         self._expert = model.to(resolve_device(self.expert_cfg.device)).eval()
 
     @torch.no_grad()

@@ -29,6 +29,7 @@ from ..core.atomic import atomic_write_json
 from ..core.data import popular_items, usable
 from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
+from ..core.train_state import clear_train_state
 from ..core.training import TrainConfig, TrainResult, train_on_sequences, train_on_synthetic
 from ..methods.expert import DistillContext
 from .run_store import FULL, architecture_results
@@ -121,14 +122,14 @@ def _full_students(context: DistillContext, student: StudentConfig, arch: str, p
         cfg = replace(context.expert_cfg, seed=seed, device=student.device)
         on_epoch = EpochReporter(f"{label} {len(tests) + 1}/{len(student.seeds)}", cfg, progress) if progress else None
         # A killed student continues from its last epoch on the next call (these take an hour at 50k users).
+        unfinished = context.expert_folder() / f"{prefix}_seed_{seed}_unfinished"
         result = train_on_sequences(context.text_embeddings, context.train, context.split, context.model_cfg, cfg,
-                                    callback=on_epoch, arch=arch,
-                                    resume_dir=context.expert_folder() / f"{prefix}_seed_{seed}_unfinished")
+                                    callback=on_epoch, arch=arch, resume_dir=unfinished)
         tests.append(_timed_test(result, context, costs))
         _say_student(progress, label, len(tests), len(student.seeds), tests[-1], costs[-1])
         valids.append(result.best_valid)
-        if len(student.seeds) > 1:
-            atomic_write_json(cache((seed,)), _full_results(tests[-1:], valids[-1:], costs[-1:]))
+        atomic_write_json(cache((seed,)), _full_results(tests[-1:], valids[-1:], costs[-1:]))
+        clear_train_state(unfinished)  # kept: the seed's file holds it now
     results = _full_results(tests, valids, costs)
     atomic_write_json(cache(student.seeds), results)
     return results

@@ -18,6 +18,7 @@ from ..core.model import ModelConfig
 from ..core.runtime import resolve_device
 from ..core.text_encoder import EncoderConfig, ProgressCallback, TextEncoder
 from ..core.training import EpochCallback, TrainConfig, train_on_sequences
+from ..core.train_state import clear_train_state
 from ..methods.expert import DistillContext
 from ..methods.events import Event
 from ..methods.registry import get_method
@@ -66,6 +67,8 @@ def train_full_data(
     result = train_on_sequences(
         text_embeddings, split.train, split, model_cfg, train_cfg, checkpoint_dir=checkpoint_dir, callback=on_epoch
     )
+    if checkpoint_dir is not None:  # the result is in hand: a rerun trains again, it does not resume
+        clear_train_state(checkpoint_dir)
     popularity = popularity_scorer(split.train, dataset.num_items)
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
