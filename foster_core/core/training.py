@@ -294,7 +294,9 @@ def fit(
                           tensors=(torch.as_tensor(text_embeddings), *tensors))
         layout = [type(model).__name__, {name: list(t.shape) for name, t in model.state_dict().items()}]
     saved = load_train_state(folder, key) if folder is not None else None
-    if saved is not None and saved.get("layout", layout) != layout:  # the model's code changed since: afresh
+    # The model's code changed since the state was saved: start afresh. (States without a layout come from
+    # this feature's first version, whose amazon_games trainings were still running: they are accepted.)
+    if saved is not None and saved.get("layout", layout) != layout:
         saved = None
     loop, checkpoints = LoopState(), []
     if saved is not None:  # a killed run of this same training: continue after its last finished epoch
@@ -312,8 +314,6 @@ def fit(
             "fingerprint": key, "layout": layout, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
             "random": random_streams((generator, *streams), device), "history": state.history,
             "best": asdict(state.best), "elapsed": state.elapsed, "finished": state.finished})
-
-    start = time.perf_counter() - loop.elapsed
 
     def train_epoch(epoch: int) -> dict:
         model.train()
@@ -338,7 +338,8 @@ def fit(
     if best.state is not None:
         model.load_state_dict(best.state)
     model.eval()
-    return TrainResult(model, best.epoch or history[-1]["epoch"], best.valid, history, time.perf_counter() - start,
+    # Seconds from the loop's own clock: training and validation, across kills, without the state saves.
+    return TrainResult(model, best.epoch or history[-1]["epoch"], best.valid, history, history[-1]["seconds"],
                        checkpoints, sum(r.get("eval_seconds", 0.0) for r in history))
 
 
