@@ -77,6 +77,10 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--precision", default=TrainConfig.precision, choices=["fp32", "bf16"],
                         help="bf16 autocast for training (CUDA only)")
+    parser.add_argument("--time-limit", type=float, default=TrainConfig.time_limit_s, metavar="SECONDS",
+                        help="stop the expert and each full-data training after the first epoch past this many "
+                             "seconds of training, keeping the best epoch so far (default 0: no limit); for "
+                             "data too large to train to convergence on this machine")
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -161,14 +165,22 @@ def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
 
 
-def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillContext:
+def context_without_expert(args: argparse.Namespace) -> DistillContext:
+    """The dataset, its text embeddings and the expert's settings the arguments name; the expert not yet
+    asked for (scripts that train the full-data students beside the expert start from this)."""
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
     print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items")
     encoding = _LazyBar("Encoding item texts", "text")
     context = build_context(dataset, ModelConfig(max_len=args.max_len),
-                            TrainConfig(seed=args.seed, device=args.device, precision=args.precision),
+                            TrainConfig(seed=args.seed, device=args.device, precision=args.precision,
+                                        time_limit_s=args.time_limit),
                             EncoderConfig(model_path=args.encoder), args.cache_dir, encoding.set)
     encoding.close()
+    return context
+
+
+def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillContext:
+    context = context_without_expert(args)
     for budget in budgets:  # before minutes of expert training, not after
         check_budget(context, budget)
     if context.expert_cached():
@@ -335,7 +347,7 @@ def _command_train(args: argparse.Namespace) -> int:
         dataset,
         ModelConfig(hidden=args.hidden, blocks=args.blocks, max_len=args.max_len),
         TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, precision=args.precision,
-                    seed=args.seed, device=args.device),
+                    seed=args.seed, device=args.device, time_limit_s=args.time_limit),
         EncoderConfig(model_path=args.encoder),
         cache_dir=args.cache_dir,
         checkpoint_dir=args.checkpoint_dir,

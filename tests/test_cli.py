@@ -27,6 +27,21 @@ def test_train_command_end_to_end_on_tiny_data(tmp_path, capsys):
     assert "| text-SASRec | test |" in printed and "| popularity | test |" in printed
 
 
+def test_time_limit_caps_a_training_and_is_kept_in_the_context(tmp_path):
+    from foster_core.cli import build_parser, context_without_expert
+    inter, items = cyclic_tables(n_users=20, n_items=10)
+    inter.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    out = tmp_path / "report.json"
+    # Any epoch outlasts 1e-9 s, so the first one ends the training; without the limit all 3 run (above).
+    assert main(["train", "--dataset", str(tmp_path), "--out", str(out), "--epochs", "3", "--hidden", "16",
+                 "--blocks", "1", "--device", "cpu", "--time-limit", "1e-9"]) == 0
+    assert json.loads(out.read_text())["epochs_run"] == 1
+    # The distilling commands pass it to the expert's settings, which the full-data students copy.
+    args = build_parser().parse_args(["bench", "--dataset", str(tmp_path), "--device", "cpu", "--time-limit", "60"])
+    assert context_without_expert(args).expert_cfg.time_limit_s == 60.0
+
+
 def test_bad_dataset_is_a_message_and_exit_code_2_not_a_traceback(tmp_path):
     (tmp_path / "interactions.csv").write_text("user,item\nu,a\n")
     (tmp_path / "items.csv").write_text("item_id,text\na,A\n")

@@ -88,6 +88,21 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(cyclic_dataset):
         TrainConfig(time_limit_s=-1)
 
 
+def test_progress_line_states_the_time_left_under_patience_and_under_the_time_limit():
+    from foster_core.runs.evaluator import EpochReporter
+    lines = []
+    record = {"epoch": 2, "loss": 1.0, "seconds": 20.0, "valid": {"ndcg@10": 0.5}}
+    # 10 s an epoch; best at epoch 2 with patience 5: 5 epochs (50 s) left if it stops improving.
+    EpochReporter("x", TrainConfig(epochs=100, patience=5), lines.append)(record)
+    assert lines[-1].endswith("10.0 s/epoch, 50 s left if NDCG@10 stops improving")
+    # 80 s of a 100 s limit left: 8 more epochs, the last one passing it, so at most 80 s.
+    EpochReporter("x", TrainConfig(epochs=100, patience=5, time_limit_s=100), lines.append)(record)
+    assert lines[-1].endswith("50 s left if NDCG@10 stops improving, 1 min 20 s at most (time limit)")
+    # 75 s left: the 8th epoch still passes it (the limit ends the run after that epoch, not before).
+    EpochReporter("x", TrainConfig(epochs=100, patience=5, time_limit_s=95), lines.append)(record)
+    assert lines[-1].endswith("1 min 20 s at most (time limit)")
+
+
 def test_half_precision_encoder_folder_is_used_in_fp32(tmp_path):
     from foster_core.testing import build_tiny_encoder
 

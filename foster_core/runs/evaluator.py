@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -233,8 +234,12 @@ class EpochReporter:
             text += f", NDCG@10 {score:.4f} (best {self.best:.4f} at epoch {self.best_epoch})"
         per_epoch = record["seconds"] / epoch
         last = min(self.cfg.epochs, self.best_epoch + self.cfg.patience)
-        left = format_seconds(per_epoch * max(0, last - epoch))
-        self.say(f"{text}; {per_epoch:.1f} s/epoch, {left} left if NDCG@10 stops improving")
+        left = per_epoch * max(0, last - epoch)
+        text += f"; {per_epoch:.1f} s/epoch, {format_seconds(left)} left if NDCG@10 stops improving"
+        if self.cfg.time_limit_s:  # the run also ends with the first epoch past its time limit
+            epochs_to_limit = max(0, math.ceil((self.cfg.time_limit_s - record["seconds"]) / per_epoch))
+            text += f", {format_seconds(per_epoch * epochs_to_limit)} at most (time limit)"
+        self.say(text)
 
 
 def format_seconds(seconds: float | None) -> str:
