@@ -26,6 +26,7 @@ from foster_core.core.architectures import architecture_names
 from foster_core.core.atomic import atomic_write_json
 from foster_core.core.loaders import load_dataset
 from foster_core.core.synthetic import SyntheticData
+from foster_core.core.training import TrainConfig
 from foster_core.methods.registry import distill, method_names
 from foster_core.runs.evaluator import StudentConfig, architecture_rows, evaluate_full, evaluate_synthetic
 from foster_core.runs.experiment import build_context, machine_description
@@ -62,10 +63,13 @@ def main() -> None:
                         "(default: --seeds)")
     parser.add_argument("--rescore", type=Path, help="an earlier report of this script: keep its synthetic-data "
                         "rows, and take the full-data rows and every ratio anew (after more full-data seeds)")
+    parser.add_argument("--time-limit", type=float, default=TrainConfig.time_limit_s, metavar="SECONDS",
+                        help="the expert's and full-data students' time limit, as the bench's --time-limit "
+                             "(the runs must have been made with the same)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
-    context = build_context(load_dataset(args.dataset))
+    context = build_context(load_dataset(args.dataset), expert_cfg=TrainConfig(time_limit_s=args.time_limit))
     context.expert()
     student = StudentConfig(seeds=tuple(range(args.seeds)), architectures=tuple(args.students))
     full_student = StudentConfig(seeds=tuple(range(args.full_seeds or args.seeds)), architectures=student.architectures)
