@@ -99,6 +99,10 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--full-seeds", type=int, default=None,
+                        help="full-data students (default: --seeds), for data whose full-data training takes hours")
+    parser.add_argument("--time-limit", type=float, default=TrainConfig.time_limit_s, metavar="SECONDS",
+                        help="the expert's and full-data students' time limit, as the bench's --time-limit")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--merge", nargs="+", type=Path, help="merge these ablation JSON files into --out")
     args = parser.parse_args()
@@ -111,11 +115,12 @@ def main() -> None:
         return
 
     dataset = load_dataset(args.dataset, DataConfig())
-    context = build_context(dataset, ModelConfig(), TrainConfig())
+    context = build_context(dataset, ModelConfig(), TrainConfig(time_limit_s=args.time_limit))
     student = StudentConfig(seeds=tuple(range(args.seeds)))
+    full_student = StudentConfig(seeds=tuple(range(args.full_seeds or args.seeds)))
     base = FosterConfig()
     report = {"dataset": dataset.name, "budget": args.budget, "config": asdict(base), "student": asdict(student),
-              "full": evaluate_full(context, student)["test"], "rows": []}
+              "full": evaluate_full(context, full_student)["test"], "full_seeds": len(full_student.seeds), "rows": []}
     for variant in args.variants:
         report["rows"].append(run_variant(context, args.budget, base, student, variant))
         if args.out:  # after every variant, so a long run killed part-way keeps what it measured
