@@ -64,6 +64,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or positive, got {text}")
+    return value
+
+
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="movielens",
                         help="'movielens' (bundled), a folder (interactions.csv + items.csv, or x.inter + x.item), "
@@ -77,10 +84,10 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--precision", default=TrainConfig.precision, choices=["fp32", "bf16"],
                         help="bf16 autocast for training (CUDA only)")
-    parser.add_argument("--time-limit", type=float, default=TrainConfig.time_limit_s, metavar="SECONDS",
+    parser.add_argument("--time-limit", type=_seconds, default=TrainConfig.time_limit_s, metavar="SECONDS",
                         help="stop the expert and each full-data training after the first epoch past this many "
-                             "seconds of training, keeping the best epoch so far (default 0: no limit); for "
-                             "data too large to train to convergence on this machine")
+                             "seconds of its training loop (validation passes included), keeping the best epoch "
+                             "so far (default 0: no limit); for data too large to train to convergence on this machine")
 
 
 class _OneLineErrors(argparse.ArgumentParser):

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from foster_core.cli import main
 from foster_core.runs.run_store import RunStore
 
@@ -40,6 +42,8 @@ def test_time_limit_caps_a_training_and_is_kept_in_the_context(tmp_path):
     # The distilling commands pass it to the expert's settings, which the full-data students copy.
     args = build_parser().parse_args(["bench", "--dataset", str(tmp_path), "--device", "cpu", "--time-limit", "60"])
     assert context_without_expert(args).expert_cfg.time_limit_s == 60.0
+    with pytest.raises(SystemExit):  # refused by the parser, before the data is read
+        build_parser().parse_args(["bench", "--time-limit", "-1"])
 
 
 def test_bad_dataset_is_a_message_and_exit_code_2_not_a_traceback(tmp_path):
