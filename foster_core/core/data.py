@@ -134,6 +134,12 @@ def usable_indices(sequences: list[np.ndarray]) -> np.ndarray:
     return np.array([i for i, s in enumerate(sequences) if usable(s)], dtype=np.int64)
 
 
+def training_targets(sequences: list[np.ndarray]) -> int:
+    """Next-item targets in `sequences` (every item after a sequence's first): the training positions that a
+    synthetic set's `num_positions` is a share of."""
+    return int(sum(max(0, len(s) - 1) for s in sequences))
+
+
 def item_counts(sequences: list[np.ndarray], num_items: int) -> np.ndarray:
     """Interactions per item over `sequences` (the popularity every popularity view and baseline uses)."""
     if not sequences:

@@ -43,6 +43,11 @@ class SyntheticData:
     def num_sequences(self) -> int:
         return self.mask.shape[0]
 
+    @property
+    def num_positions(self) -> int:
+        """Non-padding input positions: what a budget really buys (packed sequences hold several users)."""
+        return int(self.mask.sum())
+
     @classmethod
     def from_sequences(cls, sequences: list[np.ndarray], max_len: int) -> "SyntheticData":
         """Real training sequences as one-hot synthetic data: input t is item t, label t is item t+1."""

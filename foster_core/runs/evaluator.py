@@ -27,7 +27,7 @@ import torch
 
 from ..core.architectures import DEFAULT_ARCHITECTURE, get_architecture
 from ..core.atomic import atomic_write_json
-from ..core.data import popular_items, usable
+from ..core.data import popular_items, training_targets, usable
 from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
 from ..core.train_state import clear_train_state
@@ -82,7 +82,7 @@ def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, studen
         by_architecture[arch] = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests,
                                  **student_costs(costs)}
     return {**_headline(by_architecture), "coverage": synthetic.coverage(context.num_items),
-            "popular_share": popular_share(context, synthetic)}
+            "popular_share": popular_share(context, synthetic), **position_counts(context, synthetic)}
 
 
 def evaluate_full(context: DistillContext, student: StudentConfig | None = None, progress: Say | None = None) -> dict:
@@ -90,7 +90,16 @@ def evaluate_full(context: DistillContext, student: StudentConfig | None = None,
     beside the expert, since they depend only on the data and the configs)."""
     student = student or StudentConfig()
     by_architecture = {arch: _full_students(context, student, arch, progress) for arch in student.architectures}
-    return {**_headline(by_architecture), "coverage": None, "popular_share": real_popular_share(context)}
+    return {**_headline(by_architecture), "coverage": None, "popular_share": real_popular_share(context),
+            **position_counts(context, None)}
+
+
+def position_counts(context: DistillContext, synthetic: SyntheticData | None) -> dict:
+    """`positions`: the non-padding input positions a student trains on (all training targets for full data);
+    `position_share`: that over the training split's next-item targets, the share of the data S amounts to."""
+    total = training_targets(context.train)
+    positions = total if synthetic is None else synthetic.num_positions
+    return {"positions": positions, "position_share": positions / max(total, 1)}
 
 
 def _full_students(context: DistillContext, student: StudentConfig, arch: str, progress: Say | None) -> dict:
