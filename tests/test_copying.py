@@ -10,6 +10,9 @@ import torch
 from foster_core.core.copying import (COPY_RUN_THRESHOLD, ItemIndex, common_runs, copy_report, longest_runs,
                                       pad_right, top_input_sequences)
 from foster_core.core.synthetic import SyntheticData
+from foster_core.methods.registry import distill
+from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
+from foster_core.testing import tiny_context
 
 
 def as_synthetic(sequences: list[list[int]], length: int = 12) -> SyntheticData:
@@ -107,3 +110,17 @@ def test_the_fast_search_agrees_with_a_plain_search_over_every_real_sequence():
         plain = [plain_longest_common_run(query, r) for r in real]
         assert common_runs(query, padded).tolist() == plain
         assert runs[j] == max(plain) and owners[j] == (plain.index(max(plain)) if max(plain) else -1)
+
+
+def test_every_evaluation_reports_how_closely_the_synthetic_data_copies_real_users(tmp_path):
+    context = tiny_context(cache_dir=tmp_path)
+    synthetic = distill(context, "random", 4)  # whole real training sequences: each copies one user entirely
+    copying = evaluate_synthetic(context, synthetic, StudentConfig(seeds=(0,), epochs=2, eval_every=1))["copying"]
+    # Their 6 training items are too few for a copied run of COPY_RUN_THRESHOLD, but all of them are copied.
+    assert copying["summary"].startswith(f"0 of 4 synthetic sequences copy {COPY_RUN_THRESHOLD} or more")
+    assert copying["mean_share"] == 1.0 and copying["summary"].endswith("on average 100% of a synthetic "
+                                                                         "sequence's positions appear in its nearest "
+                                                                         "real user's sequence.")
+    for row in copying["rows"]:
+        real = context.train[row["nearest_real"]]
+        assert row["share"] == 1.0 and row["run"] == row["positions"] == len(real) - 1  # inputs: all but the last

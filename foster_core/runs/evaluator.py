@@ -27,6 +27,7 @@ import torch
 
 from ..core.architectures import DEFAULT_ARCHITECTURE, get_architecture
 from ..core.atomic import atomic_write_json
+from ..core.copying import copy_report
 from ..core.data import popular_items, training_targets, usable
 from ..core.evaluation import evaluate_model
 from ..core.synthetic import SyntheticData
@@ -82,7 +83,8 @@ def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, studen
         by_architecture[arch] = {"test": summarise(tests), "valid": summarise(valids), "per_seed_test": tests,
                                  **student_costs(costs)}
     return {**_headline(by_architecture), "coverage": synthetic.coverage(context.num_items),
-            "popular_share": popular_share(context, synthetic), **position_counts(context, synthetic)}
+            "popular_share": popular_share(context, synthetic), **position_counts(context, synthetic),
+            "copying": copy_report(synthetic, context.train).to_dict()}
 
 
 def evaluate_full(context: DistillContext, student: StudentConfig | None = None, progress: Say | None = None) -> dict:
