@@ -29,7 +29,7 @@ from .events import (CandidateScored, CandidateSelected, Checkpoint, EventCallba
 from .expert import DistillContext
 from .registry import MethodSpec, register
 from .sparse import SoftStartConfig, SparseSynthetic, real_loss, starting_point, synthetic_loss
-from .teacher import TeacherConfig, distill_teacher
+from .teacher import TeacherConfig, distill_teacher, label_settings
 
 # A little noise on the start's input logits breaks ties between a position's equal-logit neighbours.
 INIT_NOISE = 0.01
@@ -212,8 +212,7 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
     """
     if config.score_teacher:
         teacher = distill_teacher(context, candidates[0][1].num_sequences,
-                                  TeacherConfig(seed=config.seed, device=config.device,
-                                                label_support=config.label_support))
+                                  TeacherConfig(**label_settings(config)))
         score = holdout_score(context, teacher, config)
         if on_event:
             on_event(ReferenceScored("teacher", score))

@@ -3,12 +3,13 @@ next-item predictions; `expert_labels` is also how FOSTER's start gets its label
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from ..core.data import PAD_ID
 from ..core.synthetic import SyntheticData, expected_embeddings
 from .coresets import check_selection, packed_sequences, selected_sequences
 from .events import Checkpoint, EventCallback, StopCheck
@@ -18,13 +19,28 @@ from .registry import MethodSpec, RunSettings, register
 
 @dataclass(frozen=True)
 class LabelConfig(RunSettings):
-    """Label distributions keep this many of the expert's top predictions, renormalised."""
+    """How the expert's next-item predictions become label distributions (`teacher`, FOSTER's start and
+    bptt's alike): softmax of the expert's scores / `label_temperature` over the items left after
+    `label_exclude_prefix`, cut to the top `label_support` items and renormalised."""
 
     label_support: int = 16
+    label_temperature: float = 1.0
+    # Leave out of each position's label the items of its own prefix (its input and every earlier input of
+    # the synthetic sequence): evaluation masks a user's history, so label mass on those items is never
+    # asked of a student.
+    label_exclude_prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.label_support < 1:
             raise ValueError("label_support must be at least 1")
+        if not self.label_temperature > 0:
+            raise ValueError(f"label_temperature must be positive, not {self.label_temperature}")
+
+
+def label_settings(config: LabelConfig) -> dict:
+    """The label fields of `config` (and its seed and device): what makes `teacher`'s labels the same as a
+    method's own, e.g. FOSTER's reference line on the holdout."""
+    return {f.name: getattr(config, f.name) for f in fields(LabelConfig)}
 
 
 @dataclass(frozen=True)
@@ -37,27 +53,56 @@ class TeacherConfig(LabelConfig):
         check_selection(self.selection, "selection")
 
 
+def prefix_items(synthetic: SyntheticData) -> torch.Tensor:
+    """(n, L) the item each position shows a student: its most probable input item (the item itself for
+    one-hot inputs), PAD_ID at padding."""
+    top = synthetic.input_items.gather(-1, synthetic.input_probs.argmax(-1, keepdim=True)).squeeze(-1)
+    return torch.where(synthetic.mask, top, torch.full_like(top, PAD_ID))
+
+
+def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: LabelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label items, label probs), each (n, L, K): the labels `config` makes of scores (n, L, M) at
+    positions whose input items are `inputs` (n, L; PAD_ID = padding).
+
+    softmax(scores / label_temperature), with `label_exclude_prefix` over the items outside each position's
+    prefix (the inputs up to and including its own), cut to the top K items and renormalised: the softmax
+    over those K logits. K is label_support, or fewer where the prefix leaves fewer items; a position whose
+    prefix holds the whole catalogue keeps every item (nothing would be left to label)."""
+    logits = scores.float() / config.label_temperature
+    num_items = logits.shape[-1]
+    left = num_items
+    if config.label_exclude_prefix:
+        logits = logits.clone()
+        seen = torch.zeros(logits.shape[0], num_items, dtype=torch.bool, device=logits.device)
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        for t in range(logits.shape[1]):
+            real = inputs[:, t] != PAD_ID
+            seen[rows[real], inputs[real, t]] = True
+            hide = seen & (seen.sum(-1, keepdim=True) < num_items)
+            logits[:, t].masked_fill_(hide, -float("inf"))
+            left = min(left, num_items - int(hide.sum(-1).max()))
+    top = F.softmax(logits, dim=-1).topk(min(config.label_support, left), dim=-1)
+    return top.indices, top.values / top.values.sum(-1, keepdim=True)
+
+
 @torch.no_grad()
-def expert_labels(context: DistillContext, synthetic: SyntheticData, support: int) -> SyntheticData:
-    """Replace the labels by the expert's next-item distributions (top `support` items, renormalised)."""
+def expert_labels(context: DistillContext, synthetic: SyntheticData, config: LabelConfig) -> SyntheticData:
+    """Replace the labels by the expert's next-item distributions, made by `label_distributions`."""
     expert = context.expert()
     device = next(expert.parameters()).device
     table = expert.item_embeddings()
     # One-hot inputs are the K = 1 case of the expected embedding over each position's sparse support.
     tokens = expected_embeddings(synthetic.input_items.to(device), synthetic.input_probs.to(device), table)
     hidden = expert.forward_tokens(tokens, synthetic.mask.to(device))
-    probs = F.softmax(expert.score(hidden, item_table=table), dim=-1)
-    top = probs.topk(min(support, context.num_items), dim=-1)
-    label_probs = (top.values / top.values.sum(-1, keepdim=True)).cpu()
-    return SyntheticData(synthetic.input_items, synthetic.input_probs, top.indices.cpu(), label_probs, synthetic.mask)
+    items, probs = label_distributions(expert.score(hidden, item_table=table), prefix_items(synthetic).to(device), config)
+    return SyntheticData(synthetic.input_items, synthetic.input_probs, items.cpu(), probs.cpu(), synthetic.mask)
 
 
 def labelled_selection(context: DistillContext, budget: int, config: LabelConfig, selection: str,
                        packed: bool = False) -> SyntheticData:
     """Real sequences picked by a coreset selector (laid end to end when `packed`), labels = the expert's
     soft predictions."""
-    return expert_labels(context, selected_coreset(context, budget, selection, config.seed, packed),
-                         config.label_support)
+    return expert_labels(context, selected_coreset(context, budget, selection, config.seed, packed), config)
 
 
 def selected_coreset(context: DistillContext, budget: int, selection: str, seed: int,
