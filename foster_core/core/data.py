@@ -22,7 +22,12 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class DataConfig:
     min_interactions: int = 5  # users with fewer interactions are dropped
-    max_seq_len: int = 50  # longer sequences keep their most recent items
+    # The model's input window. Histories stay whole: training reads a long history in windows of this
+    # many items (training.next_item_pairs) and evaluation masks all of it.
+    max_seq_len: int = 50
+    # True: keep only each user's most recent max_seq_len items, as every dataset did before 12/2026
+    # (on MovieLens 1M that dropped 70% of the interactions).
+    truncate_histories: bool = False
 
     def __post_init__(self) -> None:
         # Leave-one-out needs a test item, a validation item and at least one training item.
@@ -122,6 +127,38 @@ def holdout_split(train: list[np.ndarray]) -> Split:
     kept = [s for s in train if usable(s)]
     targets = np.array([s[-1] for s in kept], dtype=np.int64)
     return Split(train=[s[:-1] for s in kept], valid_targets=targets, test_targets=targets.copy())
+
+
+def next_item_pairs(train: list[np.ndarray], max_len: int, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-item targets, both (rows, max_len) and left-padded: every training target of every
+    usable sequence exactly once, each seen after at most max_len items of its own past.
+
+    A sequence with at most max_len targets is one row, as it always was. A longer one is read in windows
+    from its end: each window is the max_len items before its last target, and it trains (a target other
+    than PAD_ID) only its last `stride` targets; the next window ends `stride` targets earlier; the oldest
+    window, which starts at the sequence's first item, trains all of its targets. So every target is trained
+    once, after at least max_len - stride items of context (or all there are, near a sequence's start).
+    `stride` defaults to half the window: twice the positions of non-overlapping windows, and no target
+    with less than half a window of context."""
+    stride = max(1, max_len // 2) if stride is None else stride
+    if not 1 <= stride <= max_len:
+        raise ValueError(f"stride must be between 1 and max_len ({max_len}), not {stride}")
+    inputs, targets = [], []
+    for seq in train:
+        if not usable(seq):
+            continue
+        end = len(seq) - 1  # the window's last target
+        while True:
+            start = max(0, end - max_len)  # the window's first input
+            window_targets = seq[start + 1 : end + 1].copy()
+            if start > 0:  # an older window trains the rest
+                window_targets[:-stride] = PAD_ID
+            inputs.append(seq[start:end])
+            targets.append(window_targets)
+            if start == 0:
+                break
+            end -= stride
+    return pad_left(inputs, max_len), pad_left(targets, max_len)
 
 
 def usable(seq: np.ndarray) -> bool:

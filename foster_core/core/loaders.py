@@ -107,13 +107,18 @@ def build_dataset(
             continue
         if len(seq) > config.max_seq_len:
             truncated += 1
-            seq = seq[-config.max_seq_len :]
+            if config.truncate_histories:
+                seq = seq[-config.max_seq_len :]
         user_ids.append(group["user"].iat[0])
         raw_sequences.append(seq)
     if too_short:
         notes.append(f"Dropped {too_short} user(s) with fewer than {config.min_interactions} interactions.")
-    if truncated:
+    if truncated and config.truncate_histories:
         notes.append(f"Kept the most recent {config.max_seq_len} items of {truncated} longer sequence(s).")
+    elif truncated:
+        notes.append(f"{truncated} user(s) have more than {config.max_seq_len} items: their whole histories are "
+                     f"kept; training reads them in windows of {config.max_seq_len} items, and evaluation masks "
+                     "every item a user has seen.")
     if not raw_sequences:
         raise DataError(
             f"No user has at least {config.min_interactions} interactions after filtering "

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write
-from .data import PAD_ID, Split, pad_left, usable
+from .data import PAD_ID, Split, next_item_pairs  # next_item_pairs: imported from here by the methods
 from .evaluation import evaluate_model
 from .architectures import DEFAULT_ARCHITECTURE, get_architecture
 from .model import ItemTextModel, ModelConfig
@@ -87,12 +87,6 @@ class TrainResult:
         return self.seconds - self.eval_seconds
 
 
-def next_item_pairs(train: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-item targets (both left-padded, (U, max_len)): every prefix predicts its next item."""
-    kept = [s for s in train if usable(s)]
-    return pad_left([s[:-1] for s in kept], max_len), pad_left([s[1:] for s in kept], max_len)
-
-
 def item_subset(num_items: int, size: int, generator: torch.Generator, *always: torch.Tensor) -> torch.Tensor:
     """V_s, the items a step's softmax runs over: `size` items drawn uniformly (with replacement) plus every
     non-padding item of `always` (a batch's targets, S's supports, ...), sorted and unique, on the CPU.
@@ -147,7 +141,9 @@ def train_on_sequences(
     resume_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train a model of architecture `arch` on real training-split sequences, with cross-entropy over all
-    items. A killed training resumes from `resume_dir` (by default `checkpoint_dir`; see `fit`)."""
+    items; a history longer than the model's window trains in windows (`next_item_pairs`), so every one of
+    its training targets counts. A killed training resumes from `resume_dir` (by default `checkpoint_dir`;
+    see `fit`)."""
     model_cfg, cfg = model_cfg or ModelConfig(), cfg or TrainConfig()
     inputs, targets = next_item_pairs(train, model_cfg.max_len)
     if len(inputs) == 0:
