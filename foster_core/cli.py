@@ -21,6 +21,7 @@ from .core.training import TrainConfig
 from .methods import CandidateScored, CandidateSelected, ReferenceScored, StepEvent, all_methods, check_budget, get_method, method_names
 from .methods.coresets import SELECTIONS
 from .methods.expert import DistillContext
+from .methods.registry import needs_expert
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
@@ -190,6 +191,8 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
     context = context_without_expert(args)
     for budget in budgets:  # before minutes of expert training, not after
         check_budget(context, budget)
+    if not needs_expert(getattr(args, "methods", None) or [args.method]):
+        return context  # none of the methods uses the expert: nothing trains it
     if context.expert_cached():
         print("Expert (training split, epoch chosen on its own holdout): cached", flush=True)
     else:

@@ -1,8 +1,10 @@
 """Coreset baselines: real training sequences, picked four ways and used as they are.
 
-Each selector returns `count` usable training sequences in the order it picks them; `teacher` and
-FOSTER's start reuse the same selectors (`SELECTORS`), and `packed_sequences` lays picked sequences end
-to end for data whose sequences are short.
+Each selector returns `count` usable training sequences in the order it picks them. K-Center and herding
+work on sequence embeddings: the coreset methods embed a sequence by its items' texts and so never train
+the expert (`CORESET_SELECTORS`); `teacher`'s and FOSTER's starts, which train it anyway, use its
+summaries of the sequences (`SELECTORS`). `packed_sequences` lays picked sequences end to end for data
+whose sequences are short.
 """
 
 from __future__ import annotations
@@ -43,34 +45,66 @@ def kcenter_indices(embeddings: torch.Tensor, budget: int, seed: int = 0) -> lis
     return chosen
 
 
-def kcenter_sequence_indices(context: DistillContext, count: int, seed: int) -> np.ndarray:
-    """Greedy K-Center on the expert's sequence embeddings."""
-    usable = context.usable
-    return usable[kcenter_indices(context.sequence_embeddings(usable), count, seed)]
+Embedder = Callable[[DistillContext, np.ndarray], torch.Tensor]  # (context, indices) -> unit rows, one each
 
 
-def herding_indices(context: DistillContext, count: int, seed: int) -> np.ndarray:
-    """Herding: greedily pick sequences whose running mean embedding tracks the mean of all sequences."""
-    usable = context.usable
-    emb = context.sequence_embeddings(usable)
-    target = emb.mean(0)
-    total = torch.zeros_like(target)
-    available = torch.ones(len(usable), dtype=torch.bool)
-    chosen = []
-    for k in range(1, count + 1):
-        gap = ((total + emb) / k - target).norm(dim=1).masked_fill(~available, float("inf"))
-        pick = int(gap.argmin())
-        chosen.append(pick)
-        available[pick] = False
-        total += emb[pick]
-    return usable[chosen]
+def expert_summaries(context: DistillContext, indices: np.ndarray) -> torch.Tensor:
+    """The expert's summaries of the sequences (trains the expert when it is not cached)."""
+    return context.sequence_embeddings(indices)
 
 
+def text_summaries(context: DistillContext, indices: np.ndarray) -> torch.Tensor:
+    """The sequences' summaries from their items' texts alone: no expert is trained for them."""
+    return context.text_sequence_embeddings(indices)
+
+
+def kcenter_by(embed: Embedder) -> Selector:
+    """Greedy K-Center on the usable sequences' embeddings from `embed`."""
+    def kcenter_sequence_indices(context: DistillContext, count: int, seed: int) -> np.ndarray:
+        usable = context.usable
+        return usable[kcenter_indices(embed(context, usable), count, seed)]
+    return kcenter_sequence_indices
+
+
+def herding_by(embed: Embedder) -> Selector:
+    """Herding on the usable sequences' embeddings from `embed`: greedily pick sequences whose running mean
+    embedding tracks the mean of all sequences."""
+    def herding_indices(context: DistillContext, count: int, seed: int) -> np.ndarray:
+        usable = context.usable
+        emb = embed(context, usable)
+        target = emb.mean(0)
+        total = torch.zeros_like(target)
+        available = torch.ones(len(usable), dtype=torch.bool)
+        chosen = []
+        for k in range(1, count + 1):
+            gap = ((total + emb) / k - target).norm(dim=1).masked_fill(~available, float("inf"))
+            pick = int(gap.argmin())
+            chosen.append(pick)
+            available[pick] = False
+            total += emb[pick]
+        return usable[chosen]
+    return herding_indices
+
+
+# The start selections of `teacher`, FOSTER and bptt (their `selection` / `init_selection`): those methods
+# train the expert anyway, so K-Center and herding use its summaries of the sequences.
 SELECTORS: dict[str, Selector] = {
-    "random": random_indices, "longest": longest_indices, "kcenter": kcenter_sequence_indices,
-    "herding": herding_indices,
+    "random": random_indices, "longest": longest_indices, "kcenter": kcenter_by(expert_summaries),
+    "herding": herding_by(expert_summaries),
 }
 SELECTIONS = tuple(SELECTORS)
+# The coreset methods of the same names: no expert, so K-Center and herding use the sequences' texts.
+CORESET_SELECTORS: dict[str, Selector] = {
+    **SELECTORS, "kcenter": kcenter_by(text_summaries), "herding": herding_by(text_summaries),
+}
+
+
+def add_selector(name: str, selector: Selector) -> None:
+    """Offer a selector defined in a method's own module (dealrec.py, goracs.py: they import this one) as a
+    start for teacher and FOSTER. Those modules are imported with the package, before anyone reads SELECTIONS."""
+    global SELECTIONS
+    SELECTORS[name] = selector
+    SELECTIONS = tuple(SELECTORS)
 
 
 def check_selection(name: str, field_name: str) -> None:
@@ -79,10 +113,14 @@ def check_selection(name: str, field_name: str) -> None:
 
 
 def selected_sequences(context: DistillContext, selection: str, count: int, seed: int,
-                       drop_last: bool = False) -> SyntheticData:
+                       drop_last: bool = False, selectors: dict[str, Selector] = SELECTORS) -> SyntheticData:
     """The first `count` training sequences in the selection's order, as one-hot synthetic data (with
     `drop_last`, each without its last item: see `packed_sequences`)."""
-    indices = SELECTORS[selection](context, count, seed)
+    return sequences_as_synthetic(context, selectors[selection](context, count, seed), drop_last)
+
+
+def sequences_as_synthetic(context: DistillContext, indices: np.ndarray, drop_last: bool = False) -> SyntheticData:
+    """Training sequences by index, as one-hot synthetic data (each without its last item with `drop_last`)."""
     return SyntheticData.from_sequences([_sequence(context, i, drop_last) for i in indices],
                                         context.model_cfg.max_len - 1)
 
@@ -126,7 +164,7 @@ def _coreset_method(selection: str) -> Callable[..., SyntheticData]:
     def distill_coreset(context: DistillContext, budget: int, config: RunSettings,
                         on_event: EventCallback | None = None, should_stop: StopCheck | None = None,
                         resume: Checkpoint | None = None) -> SyntheticData:
-        return selected_sequences(context, selection, budget, config.seed)
+        return selected_sequences(context, selection, budget, config.seed, selectors=CORESET_SELECTORS)
     distill_coreset.__name__ = f"distill_{selection}"
     distill_coreset.__doc__ = f"The first `budget` training sequences in {selection} order, as they are."
     return distill_coreset
@@ -135,8 +173,8 @@ def _coreset_method(selection: str) -> Callable[..., SyntheticData]:
 _HELP = {
     "random": "real training sequences drawn uniformly at random",
     "longest": "the longest real training sequences",
-    "kcenter": "real sequences spread out by greedy K-Center on the expert's sequence embeddings",
-    "herding": "real sequences whose mean embedding tracks the mean of all sequences (herding)",
+    "kcenter": "real sequences spread out by greedy K-Center on their items' text embeddings",
+    "herding": "real sequences whose mean text embedding tracks the mean of all sequences (herding)",
 }
-for _name in SELECTORS:
-    register(MethodSpec(_name, _coreset_method(_name), RunSettings, help=_HELP[_name]))
+for _name in CORESET_SELECTORS:  # real sequences as they are: no expert, no trajectory
+    register(MethodSpec(_name, _coreset_method(_name), RunSettings, help=_HELP[_name], needs_expert=False))

@@ -27,6 +27,10 @@ from ..core.text_encoder import default_cache_dir
 from ..core.train_state import clear_train_state
 from ..core.training import EpochCallback, TrainConfig, load_checkpoint, save_checkpoint, train_on_sequences
 
+# A sequence's text summary weighs each item by this per step back from its last item (half weight about
+# 7 items back): the expert's summary, its last hidden state, leans on the recent items as well.
+RECENCY_DECAY = 0.9
+
 
 @dataclass
 class DistillContext:
@@ -124,7 +128,8 @@ class DistillContext:
 
     @torch.no_grad()
     def sequence_embeddings(self, indices: np.ndarray | None = None) -> torch.Tensor:
-        """The expert's last hidden state for each training sequence (unit norm): a sequence's summary."""
+        """The expert's last hidden state for each training sequence (unit norm): a sequence's summary.
+        Trains the expert when it is not cached; `text_sequence_embeddings` needs none."""
         expert = self.expert()
         seqs = self.train if indices is None else [self.train[i] for i in indices]
         device = next(expert.parameters()).device
@@ -133,3 +138,16 @@ class DistillContext:
             batch = torch.from_numpy(pad_left(seqs[start : start + 512], self.model_cfg.max_len)).to(device)
             out.append(expert(batch)[:, -1].cpu())
         return F.normalize(torch.cat(out), dim=-1)
+
+    def text_sequence_embeddings(self, indices: np.ndarray | None = None) -> torch.Tensor:
+        """Each training sequence's summary without an expert (unit norm): the mean of its items' text
+        embeddings over the last max_len items (what a student sees), each weighted by RECENCY_DECAY per
+        item it lies back from the last, since the next item follows the recent ones most."""
+        seqs = self.train if indices is None else [self.train[i] for i in indices]
+        text = F.normalize(self.text_embeddings.float(), dim=-1)
+        rows = []
+        for seq in seqs:
+            tail = torch.from_numpy(np.asarray(seq[-self.model_cfg.max_len:], dtype=np.int64))
+            weights = RECENCY_DECAY ** torch.arange(len(tail) - 1, -1, -1, dtype=torch.float32)
+            rows.append(weights @ text[tail] / weights.sum())
+        return F.normalize(torch.stack(rows), dim=-1)

@@ -8,13 +8,14 @@ A method is one function with one signature,
 that gets the training split (never validation or test items) through `context`, a budget of n synthetic
 sequences and its own config, reports typed events (`events.py`) and returns synthetic data that one
 evaluator (`runs.evaluator.evaluate_synthetic`) trains fresh students on. `resume` is the checkpoint of S
-to continue from (`resumable` methods only; None otherwise). How to add one: docs/adding-a-method.md.
+to continue from (`resumable` methods only; None otherwise). A method that never asks for the expert says so
+(`needs_expert=False`), and then no caller trains one for it. How to add one: docs/adding-a-method.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..core.config import from_dict
 from ..core.registry import Registry
@@ -42,6 +43,9 @@ class MethodSpec:
     resumable: bool = False  # checkpoints S while it works and can continue from a checkpoint
     loss_curves: bool = False  # reports StepEvents (the app draws them)
     in_default_bench: bool = True  # part of `bench` when no --methods are given
+    # Uses the expert or its trajectory (`context.expert()`, `trajectory()`, `sequence_embeddings`). Without it
+    # nobody trains the expert for this method's runs: minutes to hours on large data.
+    needs_expert: bool = True
 
     def config(self, values: Mapping[str, Any] | None = None, **overrides: Any) -> Any:
         """This method's config from stored or shared values: fields it does not have are ignored."""
@@ -68,6 +72,12 @@ def method_names() -> list[str]:
 
 def all_methods() -> list[MethodSpec]:
     return _METHODS.entries()
+
+
+def needs_expert(methods: Iterable[str]) -> bool:
+    """Whether any of these registered methods uses the expert (names that are not methods, such as the
+    full-data reference, need none)."""
+    return any(_METHODS.get(m).needs_expert for m in methods if m in _METHODS.names())
 
 
 def check_budget(context: DistillContext, budget: int) -> None:

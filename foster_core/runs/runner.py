@@ -84,7 +84,8 @@ def run_method(
             on_event(event)
 
     try:
-        context.expert()  # the expert is shared by all runs; it is not part of a method's own cost
+        if spec.needs_expert:  # shared by all runs, so not part of a method's own cost; others never train it
+            context.expert()
         device = resolve_device(config.device)
         started = time.perf_counter()
         with PeakMemory(device) as memory:
