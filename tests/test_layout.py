@@ -78,7 +78,7 @@ def test_benchmarks_and_scripts_do_not_import_streamlit():
 def test_each_method_lives_in_a_module_of_its_own_and_registers_what_the_app_and_cli_need():
     modules = {spec.distill.__module__ for spec in all_methods()}
     assert {"foster_core.methods.foster", "foster_core.methods.bptt", "foster_core.methods.teacher",
-            "foster_core.methods.coresets"} == modules
+            "foster_core.methods.coresets", "foster_core.methods.dealrec", "foster_core.methods.goracs"} == modules
     for spec in all_methods():
         assert spec.help and spec.config_class.__module__.startswith("foster_core.methods")
         assert isinstance(spec.config(), spec.config_class)
