@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from .analysis.compare import format_mean_std
-from .core.architectures import DEFAULT_ARCHITECTURE, architecture_names, architecture_rank, get_architecture
+from .cli_progress import EventLines, interactive, method_progress, progress_display, say
+# The tables are importable from here as they always were (benchmarks and tests use them).
+from .cli_tables import format_architecture_table, format_bench_table, format_speedup, format_summary  # noqa: F401
+from .core.architectures import DEFAULT_ARCHITECTURE, architecture_names, get_architecture
 from .core.atomic import atomic_write_json
 from .core.data import DataConfig, DataError
 from .core.loaders import load_dataset
@@ -18,36 +18,25 @@ from .core.model import ModelConfig
 from .core.text_encoder import EncoderConfig
 from .core.train_state import RESUME_FILE
 from .core.training import TrainConfig
-from .methods import CandidateScored, CandidateSelected, ReferenceScored, StepEvent, all_methods, check_budget, get_method, method_names
+from .methods import all_methods, check_budget, get_method, method_names
 from .methods.coresets import SELECTIONS
 from .methods.expert import DistillContext
 from .methods.registry import needs_expert
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
-from .runs.evaluator import EpochReporter, StudentConfig, format_seconds, speed_up
+from .runs.evaluator import EpochReporter, StudentConfig
 from .runs.experiment import FULL, build_context, run_bench, train_full_data
+from .runs.ladder import STOP_POSITION_SHARE, STOP_RATIO, ladder_budgets, ladder_stop
 from .runs.resume import resume_in_foreground
 from .runs.run_store import RunNotFound, RunStore
 from .runs.runner import run_method
 
 
-class _LazyBar:
-    """A tqdm bar that appears on the first update, when the total is known."""
-
-    def __init__(self, desc: str, unit: str):
-        self.desc, self.unit, self.bar = desc, unit, None
-
-    def set(self, done: int, total: int | None = None, **postfix: str) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit)
-        if postfix:
-            self.bar.set_postfix(postfix)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+COMMAND = "foster-studio"  # the console command pyproject.toml installs
+AUTO = "auto"  # --budgets auto: the budget ladder (runs/ladder.py)
+# Set before transformers is first imported (encoding does it): its weight-loading bar goes to a log too.
+HF_BARS_OFF = "HF_HUB_DISABLE_PROGRESS_BARS"
 
 
 def _finish(table: str, report: dict, out: Path | None) -> int:
@@ -63,6 +52,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _budget(text: str) -> int | str:
+    if text == AUTO:
+        return AUTO
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of sequences or `{AUTO}`, got {text!r}") from None
 
 
 def _seconds(text: str) -> float:
@@ -99,25 +97,32 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 
 def _check_out(path: Path | None) -> None:
-    """Refuse an --out that cannot be written before the work, not after it."""
+    """Make sure an --out can be written before the work, not after it: its folder is created (results/ in a
+    fresh clone), and a path that cannot be a file is refused."""
     if path is None:
         return
-    folder = path.parent  # Path("x.json").parent is Path(".")
     if path.is_dir():
         raise ValueError(f"--out {path} is a folder; give a file name, e.g. {path / 'results.json'}")
-    if not folder.is_dir():
-        raise ValueError(f"--out {path}: the folder {folder} does not exist")
+    folder = path.parent  # Path("x.json").parent is Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"--out {path}: {folder} is a file, not a folder") from None
+    except OSError as exc:
+        raise ValueError(f"--out {path}: cannot create the folder {folder} ({exc.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise ValueError(f"--out {path}: the folder {folder} is not writable")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrors(prog="python -m foster_core", description="FOSTER Studio command line")
+    # The installed command names itself; `python -m foster_core` runs the same main.
+    prog = COMMAND if Path(sys.argv[0]).name == COMMAND else "python -m foster_core"
+    parser = _OneLineErrors(prog=prog, description="FOSTER Studio command line")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train text-SASRec on the full training split and evaluate it")
     _add_dataset_arguments(train)
-    train.add_argument("--out", type=Path, help="write the JSON report here")
+    train.add_argument("--out", type=Path, help="write the JSON report here (its folder is created)")
     train.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs)
     train.add_argument("--patience", type=_positive_int, default=TrainConfig.patience)
     train.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -136,8 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_arguments(bench)
     bench.add_argument("--methods", nargs="+", default=[m.name for m in all_methods() if m.in_default_bench],
                        choices=[FULL, *method_names()])
-    bench.add_argument("--budgets", nargs="+", type=_positive_int, default=[10, 20, 50])
-    bench.add_argument("--out", type=Path, help="write the JSON results here")
+    bench.add_argument("--budgets", nargs="+", type=_budget, default=[10, 20, 50], metavar="N",
+                       help="synthetic sequences per run (default 10 20 50), or `auto`: a budget ladder per method, "
+                            f"{', '.join(map(str, ladder_budgets(10 ** 9)[:6]))}, ... until its students reach "
+                            f"{STOP_RATIO:.0%} of full-data NDCG@10 or its synthetic data holds "
+                            f"{STOP_POSITION_SHARE:.0%} of the training positions, at most the usable sequences"
+                            .replace("%", "%%"))  # argparse formats help with %
+    bench.add_argument("--out", type=Path, help="write the JSON results here (its folder is created)")
     _add_distill_arguments(bench)
     _add_resume_command(commands)
     return parser
@@ -178,7 +188,7 @@ def context_without_expert(args: argparse.Namespace) -> DistillContext:
     asked for (scripts that train the full-data students beside the expert start from this)."""
     dataset = load_dataset(args.dataset, DataConfig(args.min_interactions, args.max_len), items=args.items)
     print(f"Dataset {dataset.name}: {dataset.num_users} users, {dataset.num_items} items")
-    encoding = _LazyBar("Encoding item texts", "text")
+    encoding = progress_display("Encoding item texts", "text")
     context = build_context(dataset, ModelConfig(max_len=args.max_len),
                             TrainConfig(seed=args.seed, device=args.device, precision=args.precision,
                                         time_limit_s=args.time_limit),
@@ -200,40 +210,10 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
         left = " from where a killed training stopped" if (context.expert_folder() / RESUME_FILE).is_file() else ""
         print(f"Expert: training on the training split{left}, epoch chosen on its own holdout "
               f"({len(context.holdout.train)} users)", flush=True)
-        context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, _say)
+        context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, say)
     context.expert()
     print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)
     return context
-
-
-def _say(line: str) -> None:
-    print(f"  {line}", flush=True)
-
-
-class _EventLines:
-    """A method's events as progress lines for logs: a step line every tenth of the run (with the loss terms,
-    seconds per step and time left), and one line per candidate scored in the selection phase."""
-
-    def __init__(self, label: str):
-        self.label, self.last_tenth = label, -1
-
-    def __call__(self, event: object) -> None:
-        if isinstance(event, CandidateScored):
-            _say(f"{self.label}: selection, candidate {event.candidate}/{event.candidates} (S after step "
-                 f"{event.step}): holdout NDCG@10 {event.holdout_ndcg:.4f}")
-        elif isinstance(event, CandidateSelected):
-            _say(f"{self.label}: kept S after step {event.step} (holdout NDCG@10 {event.holdout_ndcg:.4f})")
-        elif isinstance(event, ReferenceScored):
-            _say(f"{self.label}: selection, {event.name}'s data as the bar to beat: holdout NDCG@10 "
-                 f"{event.holdout_ndcg:.4f}")
-        elif isinstance(event, StepEvent) and event.of:
-            tenth = 10 * event.step // event.of
-            if tenth > self.last_tenth:
-                self.last_tenth = tenth
-                per_step = event.seconds / max(event.step, 1)
-                losses = ", ".join(f"{k} {v:.3f}" for k, v in event.losses().items())
-                _say(f"{self.label}: step {event.step}/{event.of}, {losses}; {per_step:.2f} s/step, "
-                     f"{format_seconds(per_step * (event.of - event.step))} left")
 
 
 def _method_values(args: argparse.Namespace) -> dict:
@@ -250,21 +230,15 @@ def _student_config(args: argparse.Namespace) -> StudentConfig:
 
 def _command_distill(args: argparse.Namespace) -> int:
     context = _context_from_args(args, [args.budget])
-    bar = _LazyBar(f"Distilling ({args.method})", "step")
+    steps = method_progress(args.method)
 
-    def on_event(event: object) -> None:
-        if isinstance(event, (CandidateScored, CandidateSelected)):  # choosing S after the last step
-            bar.set(event.of, event.of, holdout=f"step {event.step}: {event.holdout_ndcg:.4f}")
-        elif isinstance(event, StepEvent):
-            bar.set(event.step, event.of, **{k: f"{v:.3f}" for k, v in event.losses().items()})
-
-    def student_line(line: str) -> None:  # students come after the last step: the bar is done by then
-        bar.close()
-        _say(line)
+    def student_line(line: str) -> None:  # students come after the last step: a bar is done by then
+        steps.close()
+        say(line)
 
     outcome = run_method(context, args.method, args.budget, get_method(args.method).config(_method_values(args)),
-                         _student_config(args), RunStore(args.runs_dir), on_event=on_event, progress=student_line)
-    bar.close()
+                         _student_config(args), RunStore(args.runs_dir), on_event=steps, progress=student_line)
+    steps.close()
     print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
     if outcome.results:
         test = outcome.results["test"]
@@ -278,65 +252,36 @@ def _command_distill(args: argparse.Namespace) -> int:
 
 
 def _command_bench(args: argparse.Namespace) -> int:
-    context = _context_from_args(args, args.budgets)
+    ladder = AUTO in args.budgets
+    if ladder and len(args.budgets) > 1:
+        raise ValueError("--budgets auto tries the budgets itself; give either auto or numbers, not both")
+    context = _context_from_args(args, [] if ladder else args.budgets)
+    budgets = ladder_budgets(len(context.usable)) if ladder else args.budgets
     values = _method_values(args)
     configs = {m: get_method(m).config(values) for m in args.methods if m != FULL}
-    lines = _EventLines("")
+    lines = EventLines("")
+    stopped: dict[str, str] = {}
 
     def new_run(label: str) -> None:
         lines.label, lines.last_tenth = label, -1
         print(f"- {label}", flush=True)
 
-    report = run_bench(context, args.methods, args.budgets, configs, _student_config(args),
-                       RunStore(args.runs_dir), progress=new_run, details=_say, on_event=lines)
+    def stop_after(row: dict) -> str | None:
+        reason = ladder_stop(row)
+        if reason:
+            stopped[row["method"]] = reason
+        return reason
+
+    if ladder:
+        print(f"Budget ladder: {', '.join(map(str, budgets))} synthetic sequences, each method until its students "
+              f"reach {STOP_RATIO:.0%} of full-data NDCG@10 or its data {STOP_POSITION_SHARE:.0%} of the training "
+              "positions", flush=True)
+    report = run_bench(context, args.methods, budgets, configs, _student_config(args), RunStore(args.runs_dir),
+                       progress=new_run, details=say, on_event=lines, stop_after=stop_after if ladder else None)
+    if ladder:
+        report["ladder"] = {"budgets": budgets, "stop_ratio": STOP_RATIO,
+                            "stop_position_share": STOP_POSITION_SHARE, "stopped": stopped}
     return _finish(format_bench_table(report), report, args.out)
-
-
-def format_bench_table(report: dict) -> str:
-    full = report["rows"][0]  # the full-data row comes first
-    lines = [f"{report['dataset']} — test metrics, mean ± std over {report['seeds']} students; full ranking",
-             "| method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | ratio Recall@10 | coverage | top-10% share | "
-             "distill s | peak MB | student train s | student eval s | train speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for row in report["rows"]:
-        cov = "" if row["coverage"] is None else f"{row['coverage']:.3f}"
-        train, evaluation = row.get("student_train_seconds"), row.get("student_eval_seconds")
-        # Student training seconds of full data over this row's: what training on the distilled data saves.
-        speedup = speed_up(train, full.get("student_train_seconds"))
-        lines.append(
-            f"| {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
-            f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f} | {row['recall@10']['mean']:.4f} ± {row['recall@10']['std']:.4f} | "
-            f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "
-            f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} | "
-            f"{'' if train is None else f'{train:.1f}'} | {'' if evaluation is None else f'{evaluation:.1f}'} | "
-            f"{format_speedup(speedup)} |")
-    if "by_architecture" in report:
-        lines += ["", format_architecture_table(report)]
-    return "\n".join(lines)
-
-
-def format_speedup(speedup: float | None) -> str:
-    """'51x', '6.3x', '0.4x' (below 10, a decimal: a speed-up under 1 means the synthetic data trains slower), or ''."""
-    if speedup is None:
-        return ""
-    return f"{speedup:.0f}x" if speedup >= 10 else f"{speedup:.1f}x"
-
-
-def format_architecture_table(report: dict) -> str:
-    """The bench's transfer table: every student architecture on every method's data, each against its own
-    full-data training."""
-    lines = ["Student architectures — each ratio and speed-up is against the same architecture trained on full data",
-             "| student | method | n | NDCG@10 | Recall@10 | ratio NDCG@10 | student train s | train speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for row in sorted(report["by_architecture"], key=lambda r: architecture_rank(r["architecture"])):
-        ratio, train, speedup = row["ratio_ndcg@10"], row["student_train_seconds"], row["train_speedup"]
-        lines.append(
-            f"| {row['architecture']} | {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
-            f"{format_mean_std(row['ndcg@10']['mean'], row['ndcg@10']['std'], row.get('seeds'))} | "
-            f"{format_mean_std(row['recall@10']['mean'], row['recall@10']['std'], row.get('seeds'))} | "
-            f"{'' if ratio is None else f'{ratio:.2f}'} | {'' if train is None else f'{train:.1f}'} | "
-            f"{format_speedup(speedup)} |")
-    return "\n".join(lines)
 
 
 def _command_train(args: argparse.Namespace) -> int:
@@ -346,43 +291,22 @@ def _command_train(args: argparse.Namespace) -> int:
     for note in dataset.notes:
         print(f"  note: {note}")
 
-    encoding, training = _LazyBar("Encoding item texts", "text"), _LazyBar("Training (early stopping)", "epoch")
-
-    def on_epoch(record: dict) -> None:
-        valid = record.get("valid", {})
-        training.set(record["epoch"], args.epochs, loss=f"{record['loss']:.3f}",
-                     valid_ndcg10=f"{valid.get('ndcg@10', float('nan')):.4f}")
-
+    encoding = progress_display("Encoding item texts", "text")
+    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                            precision=args.precision, seed=args.seed, device=args.device, time_limit_s=args.time_limit)
+    print("Training text-SASRec on the training split, epoch chosen on validation (early stopping)", flush=True)
     report = train_full_data(
         dataset,
         ModelConfig(hidden=args.hidden, blocks=args.blocks, max_len=args.max_len),
-        TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, precision=args.precision,
-                    seed=args.seed, device=args.device, time_limit_s=args.time_limit),
+        train_cfg,
         EncoderConfig(model_path=args.encoder),
         cache_dir=args.cache_dir,
         checkpoint_dir=args.checkpoint_dir,
         encode_progress=encoding.set,
-        on_epoch=on_epoch,
+        on_epoch=EpochReporter("training", train_cfg, say),  # the lines `distill` prints for its expert
     )
     encoding.close()
-    training.close()
     return _finish(format_summary(report), report, args.out)
-
-
-def format_summary(report: dict) -> str:
-    lines = [
-        f"Device {report['device']} ({report['machine']}); encode {report['seconds']['encode']:.1f}s, "
-        f"train {report['seconds']['train']:.1f}s, best epoch {report['best_epoch']} of {report['epochs_run']}",
-        "| model | split | NDCG@10 | Recall@10 | NDCG@20 | Recall@20 |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name in ("popularity", "model"):
-        for split in ("valid", "test"):
-            m = report[name][split]
-            label = "text-SASRec" if name == "model" else name
-            lines.append(f"| {label} | {split} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | "
-                         f"{m['ndcg@20']:.4f} | {m['recall@20']:.4f} |")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- resume (reliability issue)
@@ -400,23 +324,20 @@ def _add_resume_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _command_resume(args: argparse.Namespace) -> int:
-    bar = _LazyBar(f"Resuming {args.run_id}", "step")
-
-    def on_event(event: object) -> None:
-        if isinstance(event, StepEvent):
-            bar.set(event.step, event.of)
-
+    steps = method_progress(args.run_id)
     try:
-        outcome = resume_in_foreground(args.run_id, args.runs_dir, args.dataset, args.cache_dir, on_event)
+        outcome = resume_in_foreground(args.run_id, args.runs_dir, args.dataset, args.cache_dir, steps)
     except RunNotFound as exc:
         raise ValueError(exc.args[0]) from None
-    bar.close()
+    steps.close()
     print(f"Run {outcome.run.id} ({outcome.run.status['status']}) in {outcome.run.path}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not interactive():
+        os.environ.setdefault(HF_BARS_OFF, "1")
     try:
         _check_out(getattr(args, "out", None))
         if args.command == "train":

@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -116,10 +118,45 @@ def test_bad_arguments_and_an_unwritable_out_are_one_line_before_any_work(tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: argument --budget: must be at least 1, got 0 (see: python -m foster_core distill --help)"]
-    missing = tmp_path / "no_such_folder" / "report.json"
-    assert main(["train", "--dataset", "movielens", "--out", str(missing)]) == 2  # before loading or training
+    (tmp_path / "a_file").write_text("")
+    under_a_file = tmp_path / "a_file" / "report.json"
+    assert main(["train", "--dataset", "movielens", "--out", str(under_a_file)]) == 2  # before loading or training
     captured = capsys.readouterr()
-    assert captured.err.strip() == f"error: --out {missing}: the folder {missing.parent} does not exist"
+    assert captured.err.strip() == f"error: --out {under_a_file}: {under_a_file.parent} is a file, not a folder"
     assert captured.out == ""
+    assert main(["train", "--dataset", "movielens", "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder; give a file name" in capsys.readouterr().err
     assert main(["train", "--dataset", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: no such file or folder" in capsys.readouterr().err
+
+
+def test_train_in_a_fresh_folder_writes_results_and_plain_lines_to_a_log(tmp_path):
+    """A redirected log reads like the console of `distill`: plain lines, no bars, no escape codes; and
+    --out results/x.json creates results/ (a fresh clone has none)."""
+    inter, items = cyclic_tables(n_users=20, n_items=10)
+    inter.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "foster_core", "train", "--dataset", ".", "--out", "results/x.json",
+                           "--epochs", "3", "--hidden", "16", "--blocks", "1", "--device", "cpu"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "results" / "x.json").read_text())["epochs_run"] == 3
+    log = proc.stdout + proc.stderr
+    assert "\x1b" not in log and "\r" not in log and "%|" not in log  # no cursor codes, no bar
+    assert "Encoding item texts: 10/10 texts" in log
+    epochs = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("training: epoch")]
+    assert [line.split(",")[0] for line in epochs] == ["training: epoch 1", "training: epoch 2", "training: epoch 3"]
+    # EpochReporter's estimate: the time left if NDCG@10 stopped improving now, not all epochs.
+    assert all("s/epoch" in line and "left if NDCG@10 stops improving" in line for line in epochs)
+
+
+def test_budgets_take_numbers_or_auto_but_not_both(tmp_path, capsys):
+    from foster_core.cli import build_parser
+    assert build_parser().parse_args(["bench", "--budgets", "auto"]).budgets == ["auto"]
+    assert build_parser().parse_args(["bench", "--budgets", "5", "10"]).budgets == [5, 10]
+    assert main(["bench", "--budgets", "auto", "10", "--dataset", str(tmp_path / "nowhere")]) == 2
+    assert "give either auto or numbers, not both" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "foster_core", "bench", "--budgets", "many"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "a whole number of sequences or `auto`, got 'many'" in proc.stderr

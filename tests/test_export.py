@@ -1,11 +1,12 @@
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
 from foster_core.core.data import DataConfig
 
 from foster_core.core.loaders import load_dataset
-from foster_core.core.export import hard_interactions, top_items_table, write_exports
+from foster_core.core.export import hard_interactions, read_item_ids, top_items_table, write_exports
 from foster_core.core.synthetic import SyntheticData
 
 
@@ -40,3 +41,37 @@ def test_top_items_table_shows_texts_and_probabilities(cyclic_dataset):
     assert top["probability"].tolist() == [0.7, 0.2]
     assert top["text"].tolist() == [cyclic_dataset.item_texts[0], cyclic_dataset.item_texts[1]]
     assert np.isclose(table.groupby(["kind", "position"]).probability.sum(), 0.9).all()
+
+
+def test_a_reloaded_tensor_export_maps_back_to_the_dataset_item_ids(tmp_path):
+    # Item ids that a number parser would spoil: leading zeros, and one that reads like a float.
+    interactions = pd.DataFrame({"user_id": ["u1"] * 4 + ["u2"] * 4,
+                                 "item_id": ["007", "1e3", "b", "007", "b", "1e3", "x", "b"],
+                                 "timestamp": list(range(8))})
+    items = pd.DataFrame({"item_id": ["007", "1e3", "b", "x"], "text": ["seven", "thousand", "bee", "ex"]})
+    interactions.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    dataset = load_dataset(tmp_path, DataConfig(min_interactions=3, max_seq_len=6))
+    sequences = [np.asarray(s) for s in dataset.sequences]
+    synthetic = SyntheticData.from_sequences(sequences, max_len=6)  # length 3 inputs, left-padded to 6
+    synthetic.save(tmp_path / "synthetic.safetensors")
+    write_exports(tmp_path, synthetic, dataset)
+
+    reloaded = SyntheticData.load(tmp_path / "synthetic.safetensors")
+    item_ids = read_item_ids(tmp_path / "item_ids.csv")
+    assert item_ids == dataset.item_ids
+    for j, sequence in enumerate(sequences):
+        real = reloaded.mask[j]
+        assert not real[:3].any()  # left padding
+        inputs = [item_ids[i] for i in reloaded.input_items[j, real, 0].tolist()]
+        assert inputs == [dataset.item_ids[i] for i in sequence[:-1]]
+    # The user's original sequence, in the original ids (u1 walked 007, 1e3, b, 007).
+    first = [item_ids[i] for i in reloaded.input_items[0, reloaded.mask[0], 0].tolist()]
+    last_label = item_ids[int(reloaded.label_items[0, -1, 0])]
+    assert first + [last_label] == interactions[interactions.user_id == dataset.user_ids[0]].item_id.tolist()
+
+
+def test_an_item_id_file_that_is_not_an_export_is_refused(tmp_path):
+    (tmp_path / "item_ids.csv").write_text("item_index,item_id\n1,a\n0,b\n")
+    with pytest.raises(ValueError, match="indices 0, 1, 2"):
+        read_item_ids(tmp_path / "item_ids.csv")

@@ -2,7 +2,10 @@
 
 - a readable table: per sequence and position, the top-k input and label items with text and probability;
 - "hard" interactions: each position's most probable item (the last label appended), as the generic
-  CSV (user_id,item_id,timestamp) and as a RecBole `.inter` file, with the original item ids.
+  CSV (user_id,item_id,timestamp) and as a RecBole `.inter` file, with the original item ids;
+- `item_ids.csv`: the dataset's item id of every item index, since synthetic.safetensors holds indices.
+
+docs/export-format.md describes every file, tensor, shape and the padding.
 """
 
 from __future__ import annotations
@@ -44,12 +47,30 @@ def hard_interactions(synthetic: SyntheticData, dataset: Dataset) -> pd.DataFram
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
+ITEM_IDS_FILE = "item_ids.csv"
+
+
+def item_ids_table(dataset: Dataset) -> pd.DataFrame:
+    """item_index -> item_id: the tensors' item indices are positions in the dataset's item list."""
+    return pd.DataFrame({"item_index": range(dataset.num_items), "item_id": dataset.item_ids})
+
+
+def read_item_ids(path: str | Path) -> list[str]:
+    """The item ids of an exported item_ids.csv, indexed by item index (ids stay text: '007' is not 7)."""
+    table = pd.read_csv(path, dtype={"item_id": str}, keep_default_na=False)
+    if list(table.columns) != ["item_index", "item_id"] or table["item_index"].tolist() != list(range(len(table))):
+        raise ValueError(f"{path}: expected the columns item_index,item_id with indices 0, 1, 2, ... in order")
+    return table["item_id"].tolist()
+
+
 def write_exports(folder: str | Path, synthetic: SyntheticData, dataset: Dataset, k: int = 5) -> dict[str, Path]:
-    """Write the table and both hard formats next to the synthetic tensors; returns the paths by format."""
+    """Write the item id map, the table and both hard formats next to the synthetic tensors; returns the
+    paths by format."""
     folder = Path(folder)
     hard = hard_interactions(synthetic, dataset)
     recbole = hard.rename(columns={"user_id": "user_id:token", "item_id": "item_id:token", "timestamp": "timestamp:float"})
     outputs = {
+        "item_ids_csv": (folder / ITEM_IDS_FILE, lambda p: item_ids_table(dataset).to_csv(p, index=False)),
         "top_items_csv": (folder / "synthetic_top_items.csv", lambda p: top_items_table(synthetic, dataset, k).to_csv(p, index=False)),
         "hard_csv": (folder / "synthetic_interactions.csv", lambda p: hard.to_csv(p, index=False)),
         "recbole_inter": (folder / "synthetic.inter", lambda p: recbole.to_csv(p, sep="\t", index=False)),

@@ -22,6 +22,7 @@ from ..core.train_state import clear_train_state
 from ..methods.expert import DistillContext
 from ..methods.events import Event
 from ..methods.registry import get_method
+from .card import refresh_cards
 from .evaluator import StudentConfig, architecture_rows, evaluate_full, ratio_to
 from .run_store import FULL, Run, RunStore
 from .runner import run_config, run_method
@@ -117,17 +118,20 @@ def record_full_run(context: DistillContext, student: StudentConfig, store: RunS
                "expert_seconds": context.expert_seconds}
     run.write_results(results)
     run.set_status("finished", "done")
+    refresh_cards(store, run)  # the runs that finished before their reference now state their ratios
     return run
 
 
 def run_bench(context: DistillContext, methods: list[str], budgets: list[int], configs: dict | None = None,
               student: StudentConfig | None = None, store: RunStore | None = None,
               progress: Callable[[str], None] | None = None, details: Callable[[str], None] | None = None,
-              on_event: Callable[[Event], None] | None = None) -> dict:
+              on_event: Callable[[Event], None] | None = None,
+              stop_after: Callable[[dict], str | None] | None = None) -> dict:
     """Every method at every budget, evaluated by the same students, next to the full-data row.
     `configs` maps a method to its config (default: the method's defaults). `progress` gets the label of
     each run as it starts, `details` a line per student and per full-data epoch, `on_event` every method's
-    events (steps, selection)."""
+    events (steps, selection). `stop_after` (the budget ladder, runs/ladder.py) sees each method's row and
+    returns why that method tries no larger budget, or None to go on."""
     student = student or StudentConfig()
     configs = {m: configs.get(m) if configs else None for m in methods if m != FULL}
     configs = {m: c or get_method(m).config() for m, c in configs.items()}
@@ -145,6 +149,10 @@ def run_bench(context: DistillContext, methods: list[str], budgets: list[int], c
             rows.append(_bench_row(method, budget, outcome.results, full, outcome.distill_seconds, outcome.peak_mb,
                                    outcome.run.id if outcome.run else None))
             by_architecture += architecture_rows(method, budget, outcome.results, full)
+            reason = stop_after(rows[-1]) if stop_after else None
+            if reason:
+                say(f"{method}: no larger budget, {reason}")
+                break
     # With several student architectures: every one's numbers, each against its own full-data training.
     transfer = {"by_architecture": by_architecture} if len(student.architectures) > 1 else {}
     return {
@@ -165,6 +173,6 @@ def _bench_row(method: str, budget: int | None, results: dict, full: dict, disti
         **{f"ratio_{k}": ratio_to(test[k]["mean"], full["test"][k]["mean"]) for k in ("ndcg@10", "recall@10")},
         "coverage": results["coverage"], "popular_share": results["popular_share"],
         "distill_seconds": distill_seconds, "peak_mb": peak_mb, "student_seconds": results["student_seconds"],
-        **{k: results.get(k) for k in ("student_train_seconds", "student_eval_seconds")},
+        **{k: results.get(k) for k in ("student_train_seconds", "student_eval_seconds", "positions", "position_share")},
         "run_id": run_id,
     }

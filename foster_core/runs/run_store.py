@@ -274,6 +274,14 @@ class RunStore:
         shutil.rmtree(run.path)
 
 
+def full_data_numbers(store: RunStore, runs: list[Run] | None, run: Run, config: dict, arch: str) -> dict | None:
+    """Architecture `arch`'s numbers in the full-data run that `run` is compared with (the newest matching one
+    that trained `arch`; a full-data run is its own), or None when there is none. `config`: the run's config,
+    `runs`: the store's listing, when the caller has them already (None: the store is listed)."""
+    reference = run if config.get("method") == FULL else store.find_reference(config, runs, (arch,))
+    return architecture_results(reference.results).get(arch) if reference else None
+
+
 @dataclass(frozen=True)
 class ExportFile:
     filename: str
@@ -285,6 +293,8 @@ class ExportFile:
 EXPORTS = (
     ("synthetic.safetensors", "The synthetic data itself: per position, sparse input and label distributions "
                               "(load with foster_core.core.synthetic.SyntheticData.load).", "application/octet-stream"),
+    ("item_ids.csv", "The dataset's item id of each item index in synthetic.safetensors (item_index,item_id).",
+     "text/csv"),
     ("synthetic_top_items.csv", "Readable table: top-5 input and label items per position with text and "
                                 "probability.", "text/csv"),
     ("synthetic_interactions.csv", "Each position's most probable item as interactions (user_id,item_id,timestamp; "
