@@ -19,7 +19,8 @@ from foster_core.methods.coresets import SELECTIONS
 from foster_core.methods.sparse import PACKING
 from foster_core.runs.jobs import JobQueue, job_configs
 from foster_core.runs.presets import PRESETS
-from foster_core.analysis.compare import NOT_REACHED, reach_column
+from foster_core.analysis.compare import NOT_REACHED
+from foster_core.app.tables import DEFAULT_COLUMNS
 from foster_core.analysis.progress import TERM_HELP
 from foster_core.runs.run_store import export_files
 
@@ -190,28 +191,42 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
 
     compare = open_app("Compare")
     assert not compare.exception
-    # The analyst's question first: for each method, the smallest budget reaching 90% / 95% of full data.
+    # The analyst's question first: the ratio to full data against budget, with the 90% and 95% lines, from 0.
+    [chart] = [json.loads(c.proto.spec) for c in compare.get("plotly_chart")]
+    assert {t["name"] for t in chart["data"]} == {"foster", "random"}
+    assert {"90% of full data", "95% of full data", "full data"} <= {a["text"] for a in chart["layout"]["annotations"]}
+    assert chart["layout"]["yaxis"]["range"][0] == 0
+    assert chart["layout"]["xaxis"]["type"] == "category"  # one budget: no numeric 4..6 range around it
+    compare.radio(key="compare_x").set_value("student train s").run()  # the student's seconds instead
+    assert not compare.exception
+    [chart] = [json.loads(c.proto.spec) for c in compare.get("plotly_chart")]
+    assert "full data" in {t["name"] for t in chart["data"]}  # where all the data puts a recommender
+    assert chart["layout"]["xaxis"]["title"]["text"].startswith("seconds to train one recommender")
+    # Then the smallest budget reaching 90% / 95% of full data, with the share of the data and the cost there.
     reach = compare.dataframe[0].value
-    assert list(reach.columns[:3]) == ["method", reach_column(0.90), reach_column(0.95)]
+    assert list(reach.columns[:3]) == ["method", "target", "smallest budget"]
     assert set(reach["method"]) == {"foster", "random"}
-    assert all(cell in ("5", NOT_REACHED) for cell in reach[reach_column(0.90)])
+    assert set(reach["target"]) == {"90% of full data", "95% of full data"}
+    assert all(cell == "5" or cell.startswith(f"{NOT_REACHED} (best ") for cell in reach["smallest budget"])
+    reached = reach[reach["smallest budget"] == "5"]
+    assert reached["share of training data"].str.endswith("%").all() and (reached["training (s)"] != "–").all()
     table = compare.dataframe[1].value
-    assert set(table["method"]) == {"foster", "random", "full"}
-    # Defect 4: the ratios come right after method and budget; one student reads "1 student", not "± 0.0000";
-    # the full row's budget is "all"; no cell reads None.
-    assert list(table.columns[:3]) == ["method", "budget", "ndcg@10 / full"]
+    assert list(table["method"]) == ["full data", "random", "foster"]  # full data first, then the registry's order
+    # The narrow default view: the ratio, NDCG@10 and the three costs; one student reads "1 student".
+    assert list(table.columns) == DEFAULT_COLUMNS
     foster = table[table["method"] == "foster"].iloc[0]
-    assert foster["ndcg@10 (mean ± std)"].endswith("(1 student)") and float(foster["ndcg@10 / full"].rstrip("×")) > 0
-    assert table[table["method"] == "full"].iloc[0]["budget"] == "all"
+    assert foster["NDCG@10 (mean ± std)"].endswith("(1 student)") and float(foster["quality vs full"].rstrip("%")) > 0
+    assert foster["speed-up"].endswith("×") and foster["status"] == "done"
+    full = table[table["method"] == "full data"].iloc[0]
+    assert full["budget"] == "all" and full["speed-up"] == "–" and full["quality vs full"] == "100.0%"
     assert not table.isin(["None", "nan", None]).any().any()
-    # Costs: distillation and training seconds, and how much faster a student trains than on all the data.
-    assert {"distill s", "student train s", "full-data train s", "speed-up vs full"} <= set(table.columns)
-    assert foster["speed-up vs full"].endswith("×") and table[table["method"] == "full"].iloc[0]["speed-up vs full"] == "–"
+    compare.toggle(key="compare_more").set_value(True).run()  # every column, the share of the data among them
+    wide = compare.dataframe[1].value
+    assert {"share of training data", "positions", "full-data training (s)", "run id"} <= set(wide.columns)
+    assert wide[wide["method"] == "full data"].iloc[0]["share of training data"] == "100.0%"
     assert compare.warning  # quick numbers are flagged as indicative
     # One student architecture: no table of other recommenders (tests/test_architectures.py has one).
     assert not any(h.value == "Other recommenders on the same data" for h in compare.subheader)
-    [chart] = compare.get("plotly_chart")  # metric vs budget: one budget, so a category axis (no 4..6 range)
-    assert '"type":"category"' in chart.proto.spec.replace(" ", "")
 
     # Defect 3: with no choice made, Explore and Export open on the finished foster run (it has loss curves),
     # and Explore's run list shows each run's status.

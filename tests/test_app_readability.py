@@ -12,8 +12,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from foster_core.analysis.compare import (MISSING, NOT_REACHED, budget_label, budget_to_reach, compare_table,
-                                          format_mean_std, job_headline, reach_column, run_title, student_train_seconds)
+from foster_core.analysis.compare import (MISSING, budget_label, budget_to_reach, compare_table,
+                                          format_mean_std, job_headline, run_title, student_train_seconds)
 from foster_core.analysis.profile import id_sort_key, sample_texts
 from foster_core.analysis.progress import QUALITY_HELP, TERM_HELP, holdout_quality, run_holdout_quality, term_help
 from foster_core.analysis.strip import REST, STRIP_COLUMNS, position_strip, rank_label
@@ -95,14 +95,15 @@ def test_compare_cells_read_plainly():
         {"run": "c", "method": "foster", "budget": 20, "preset": "quick", "status": "stopped", "ndcg@10": None,
          "ndcg@10 std": None, "seeds": None, "ndcg@10 / full": None, "distill s": None},
     ])
-    assert list(visible_rows(rows, False)["run"]) == ["a", "b"]
-    assert list(visible_rows(rows, True)["run"]) == ["a", "b", "c"]
-    shown = side_by_side(rows)
-    assert list(shown.columns[:3]) == ["method", "budget", "ndcg@10 / full"]
-    assert list(shown["budget"]) == ["20", "all", "20"]
-    assert list(shown["ndcg@10 / full"]) == ["0.80×", "1.00×", "–"]
-    assert shown.iloc[0]["ndcg@10 (mean ± std)"] == "0.0400 (1 student)"
-    assert shown.iloc[2]["ndcg@10 (mean ± std)"] == "–" and shown.iloc[2]["distill s"] == "–"
+    assert list(visible_rows(rows, False)["run"]) == ["b", "a"]  # full data first
+    assert list(visible_rows(rows, True)["run"]) == ["b", "a", "c"]
+    shown = side_by_side(visible_rows(rows, True))
+    assert list(shown.columns[:4]) == ["method", "budget", "status", "quality vs full"]
+    assert list(shown["method"]) == ["full data", "foster", "foster"]
+    assert list(shown["budget"]) == ["all", "20", "20"]
+    assert list(shown["quality vs full"]) == ["100.0%", "80.0%", "–"]
+    assert shown.iloc[1]["NDCG@10 (mean ± std)"] == "0.0400 (1 student)"
+    assert shown.iloc[2]["NDCG@10 (mean ± std)"] == "–" and shown.iloc[2]["making data (s)"] == "–"
     assert not shown.isin(["None", "nan"]).any().any()
 
 
@@ -254,13 +255,14 @@ def test_budget_to_reach_finds_the_smallest_budget_per_method_on_a_hand_made_tab
             ("random", 10, 0.40), ("random", 50, 0.91), ("teacher", 20, None), ("full", None, 1.0)]
     table = pd.DataFrame([{"method": m, "budget": b, "ndcg@10 / full": r, "status": "finished"} for m, b, r in rows]
                          + [{"method": "random", "budget": 5, "ndcg@10 / full": 0.99, "status": "stopped"}])
-    reach = budget_to_reach(table).set_index("method")
-    ninety, ninety_five = reach_column(0.9), reach_column(0.95)
-    assert list(reach.index) == ["foster", "random", "teacher"]  # not the full-data reference
-    assert reach.loc["foster", ninety] == "20" and reach.loc["foster", ninety_five] == "20"  # mean of 0.93, 0.97
-    assert reach.loc["random", ninety] == "50" and reach.loc["random", ninety_five] == NOT_REACHED
-    assert reach.loc["teacher", ninety] == MISSING  # no full-data run: no ratio, not "not reached"
-    assert reach.loc["random", "best ratio"] == "0.91×" and reach.loc["random", "budgets tried"] == "10, 50"
+    reach = budget_to_reach(table).set_index(["method", "fraction"])
+    assert list(reach.index.get_level_values(0).unique()) == ["random", "teacher", "foster"]  # registry order, no full
+    assert reach.loc[("foster", 0.90), "budget"] == 20 and reach.loc[("foster", 0.95), "budget"] == 20  # 0.93, 0.97
+    assert reach.loc[("foster", 0.95), "ratio"] == pytest.approx(0.95)
+    assert reach.loc[("random", 0.90), "budget"] == 50 and pd.isna(reach.loc[("random", 0.95), "budget"])
+    assert reach.loc[("random", 0.95), "best ratio"] == 0.91 and reach.loc[("random", 0.95), "best budget"] == 50
+    # No full-data run: no ratio, so neither a budget nor a best ratio ("–", not "not reached").
+    assert pd.isna(reach.loc[("teacher", 0.90), "budget"]) and pd.isna(reach.loc[("teacher", 0.90), "best ratio"])
     assert budget_to_reach(pd.DataFrame()).empty
 
 
@@ -286,8 +288,8 @@ def test_costs_use_the_students_training_seconds_and_give_the_speed_up(tmp_path)
     assert list(headline["speed-up vs full"]) == ["10.0×"] and list(headline["student train s"]) == ["2.0"]
     shown = side_by_side(visible_rows(table.reset_index(), False))
     columns = list(shown.columns)
-    assert columns[2] == "ndcg@10 / full" and columns.index("speed-up vs full") > columns.index("ndcg@10 (mean ± std)")
-    assert set(shown["speed-up vs full"]) == {"10.0×", "5.0×", "–"}
+    assert columns[3] == "quality vs full" and columns.index("speed-up") > columns.index("NDCG@10 (mean ± std)")
+    assert list(shown["speed-up"]) == ["–", "5.0×", "10.0×"]  # full data, random, foster
 
 
 def test_the_position_strip_holds_each_positions_top_items_and_the_rest_of_its_mass():

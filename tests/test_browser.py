@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from foster_core.analysis.compare import method_rank
 from foster_core.runs.jobs import JobQueue, JobSpec
+from foster_core.runs.run_store import FULL
 
 from conftest import cyclic_tables
 
@@ -215,46 +217,80 @@ def check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(pag
     page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
 
 
-RATIO_COLUMNS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
+# The side-by-side table's default view: in view at 1400 px without scrolling sideways, costs included.
+NARROW_COLUMNS = ("method", "budget", "status", "quality vs full", "NDCG@10 (mean ± std)", "making data (s)",
+                  "training (s)", "speed-up")
 GRID_COLUMNS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]')).map(grid => {
     // Glide's data grid draws on a canvas; its accessibility table lists the columns it draws in the current
-    // scroll position (those at least partly inside the grid), by aria-colindex.
+    // scroll position (those at least partly inside the grid) and the rows' cells, but with no boxes of their
+    // own: the scroller's widths say whether any column lies beyond view.
     const box = grid.getBoundingClientRect(), scroller = grid.querySelector('.dvn-scroller');
+    const headers = Array.from(grid.querySelectorAll('[role="columnheader"]'),
+                               h => ({name: h.innerText.trim(), index: Number(h.getAttribute('aria-colindex'))}));
+    const rows = Array.from(grid.querySelectorAll('[role="row"]'))
+        .filter(row => row.querySelector('[role="gridcell"]'))
+        .map(row => Object.fromEntries(Array.from(row.querySelectorAll('[role="gridcell"]'),
+                                                  c => [Number(c.getAttribute('aria-colindex')), c.innerText.trim()])));
     return {right: box.right, scrollLeft: scroller ? scroller.scrollLeft : null,
-            columns: Array.from(grid.querySelectorAll('[role="columnheader"]'),
-                                h => [h.innerText.trim(), Number(h.getAttribute('aria-colindex'))])};
+            scrollWidth: scroller ? scroller.scrollWidth : null, clientWidth: scroller ? scroller.clientWidth : null,
+            headers, rows};
 })"""
+CHART_LINES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
+    annotations: Array.from(gd.querySelectorAll('.annotation-text'), a => a.textContent.trim()),
+    yStart: gd._fullLayout.yaxis.range[0]}))"""
 
 
 def check_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling(page) -> None:
-    """Defect 4: at 1400 px the ratio-to-full columns of Compare's table are in view as the page opens."""
+    """At 1400 px, Compare answers "which budget buys 90% and 95% of full-data quality, and what does a student
+    cost there?": the chart of the ratio to full data has its 90% and 95% lines and starts at 0, the table of
+    the smallest budgets comes next, and the side-by-side table shows the ratio, NDCG@10 and the three cost
+    columns without scrolling sideways, with full data first, then each method in the registry's order by budget."""
+    charts = page.evaluate(CHART_LINES)
+    assert charts, "Compare draws no chart"
+    assert {"90% of full data", "95% of full data"} <= set(charts[0]["annotations"]), charts[0]["annotations"]
+    assert charts[0]["yStart"] == 0  # small differences are not blown up
     page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached",
                            timeout=30_000)  # the accessibility table has no size of its own
     grids = page.evaluate(GRID_COLUMNS)
-    [table] = [g for g in grids if any(name == "budget" for name, _ in g["columns"])]
-    drawn = dict(table["columns"])
+    reach = [g for g in grids if any(h["name"] == "smallest budget" for h in g["headers"])]
+    [table] = [g for g in grids if any(h["name"] == "status" for h in g["headers"])]
+    assert reach and grids.index(reach[0]) < grids.index(table)  # the smallest budgets above every run
     assert table["scrollLeft"] == 0 and table["right"] <= 1400  # the grid itself ends inside the window
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
-    for column in RATIO_COLUMNS:
-        assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
-        # The column after it is drawn too, so this one ends inside the grid: wholly in view.
-        assert drawn[column] + 1 in drawn.values(), f"{column} is cut at the grid's right edge"
-    # The analyst's question first: the smallest budget reaching 90% / 95% of full data, above the table.
-    reach = [g for g in grids if any(name.startswith("budget for 90%") for name, _ in g["columns"])]
-    assert reach and grids.index(reach[0]) < grids.index(table)
+    # Every column fits in the grid: nothing to scroll to sideways (the "more columns" view has).
+    assert table["scrollWidth"] <= table["clientWidth"], (table["scrollWidth"], table["clientWidth"])
+    headers = {h["name"]: h for h in table["headers"]}
+    assert list(headers) == list(NARROW_COLUMNS), f"not all drawn at 1400 px: {list(headers)}"
+    # Rows in order: full data first, then the registry's methods, each by budget.
+    method, budget = (str(headers[name]["index"]) for name in ("method", "budget"))  # a row's keys: its colindex
+    keys = [(method_rank(FULL if row[method] == "full data" else row[method]),
+             -1.0 if row[budget] == "all" else float(row[budget])) for row in table["rows"] if method in row]
+    assert keys and keys == sorted(keys), keys
+    if not os.environ.get("FOSTER_BROWSER_RUNS_DIR"):  # the tiny job: foster and random at budget 5
+        assert [row[method] for row in table["rows"]] == ["full data", "random", "foster"]
     page.screenshot(path=str(SHOTS / "compare-1400.png"), full_page=True)
 
 
 def check_distill_draws_the_holdout_quality_of_s_against_teacher(page) -> None:
-    """Distill's quality chart in a real browser: the candidates of S, their start and teacher's line."""
+    """Distill's quality chart in a real browser: the checkpoints of the synthetic data, their start and
+    teacher's line, on an axis from 0; the job's runs in a selector (the finished job has three: foster,
+    random and the full-data reference), opened on foster's, whose charts stay drawn."""
     if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
         return  # the given run store may hold no holdout scores
     wait_until_drawn(page, 2)
-    names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-        .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of S'))  // Streamlit wraps it in <b>
-        .flatMap(gd => gd._fullData.map(t => t.name))""")
-    assert "candidates of S" in names and "kept" in names, names
+    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .filter(gd => (gd._fullLayout.title.text || '').includes('Quality of the synthetic data'))  // wrapped in <b>
+        .map(gd => ({names: gd._fullData.map(t => t.name), yrange: gd._fullLayout.yaxis.range}))""")
+    assert charts, "no quality chart"
+    names = charts[0]["names"]
+    assert "checkpoints of the synthetic data" in names and "kept" in names, names
     assert any(n.startswith("teacher ") for n in names) and any(n.startswith("start ") for n in names), names
+    assert charts[0]["yrange"][0] == 0, charts[0]["yrange"]
+    # Run ids carry their method's name: the loss curves drawn are foster's, under the job's run selector.
+    titles = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'), "
+                           "gd => gd._fullLayout.title.text || '')")
+    assert any("Loss terms of run" in t and "-foster-" in t for t in titles), titles
+    assert page.get_by_text("Charts of run").count() >= 1
 
 
 PAGE_CHECKS = {"distill": check_distill_draws_the_holdout_quality_of_s_against_teacher,

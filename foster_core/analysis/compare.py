@@ -1,16 +1,21 @@
 """The comparison over the run store: one row per run, test metrics mean ± std, ratio to the matching
-full-data run, costs and status (the Compare page, and a finished job's headline numbers on Distill)."""
+full-data run, costs and status (the Compare page, and a finished job's headline numbers on Distill); the
+runs a job has still to start; and, per method, the smallest budget that reaches 90% / 95% of full data."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from ..core.architectures import DEFAULT_ARCHITECTURE
+from ..methods import method_names
 from ..runs.evaluator import HEADLINE, architecture_rows, ratio_to, speed_up, student_train_seconds
 from ..runs.experiment import FULL
-from ..core.architectures import DEFAULT_ARCHITECTURE
-from ..runs.run_store import Run, RunStore, architecture_results
+from ..runs.jobs import ACTIVE, Job
+from ..runs.run_store import Run, RunStore, architecture_results, full_data_numbers
 
 MISSING = "–"  # how every table cell without a value reads
+RATIO_METRICS = ("ndcg@10", "recall@10", "recall@20")  # the metrics with a ratio to full data
+QUEUED = "queued"  # the status of a run a job has still to start (it has no run folder yet)
 
 
 def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFrame:
@@ -25,16 +30,19 @@ def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFram
         arch = (results or {}).get("architecture", DEFAULT_ARCHITECTURE)
         reference_numbers = full_data_numbers(store, runs, run, config, arch)
         row = {"run": run.id, "method": config.get("method"), "budget": config.get("budget"),
-               "dataset": config.get("dataset"), "preset": config.get("preset", ""),
-               "status": status.get("status"), "created": config.get("created", "")}
+               "dataset": config.get("dataset"), "dataset_spec": config.get("dataset_spec"),
+               "preset": config.get("preset", ""), "status": status.get("status"), "phase": status.get("phase"),
+               "created": config.get("created", "")}
         test = (results or {}).get("test", {})
         ref_test = (reference_numbers or {}).get("test", {})
         for metric in HEADLINE:
             if metric in test:
                 row[metric] = test[metric]["mean"]
                 row[f"{metric} std"] = test[metric]["std"]
-                if metric in ("ndcg@10", "recall@10", "recall@20") and metric in ref_test:
+                if metric in RATIO_METRICS and metric in ref_test:
                     row[f"{metric} / full"] = ratio_to(test[metric]["mean"], ref_test[metric]["mean"])
+                    # The spread over students on the ratio's scale: std over the full-data mean.
+                    row[f"{metric} / full std"] = ratio_to(test[metric]["std"], ref_test[metric]["mean"])
         row["seeds"] = len((results or {}).get("per_seed_test", [])) or None
         row["distill s"] = (results or {}).get("distill_seconds")
         row["student train s"] = student_train_seconds(results)
@@ -42,15 +50,51 @@ def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFram
         row["speed-up vs full"] = speed_up(row["student train s"], row["full-data train s"], config.get("method"))
         row["coverage"] = (results or {}).get("coverage")
         row["popular share"] = (results or {}).get("popular_share")
+        row["positions"] = (results or {}).get("positions")  # older results lack both: shown as "–"
+        row["position share"] = (results or {}).get("position_share")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def full_data_numbers(store: RunStore, runs: list[Run], run: Run, config: dict, arch: str) -> dict | None:
-    """Architecture `arch`'s numbers in the full-data run that `run` is compared with (the newest matching one
-    that trained `arch`; a full-data run is its own), or None when there is none."""
-    reference = run if config.get("method") == FULL else store.find_reference(config, runs, (arch,))
-    return architecture_results(reference.results).get(arch) if reference else None
+def queued_rows(jobs: list[Job]) -> pd.DataFrame:
+    """The runs that active jobs have still to start, as compare_table rows with status 'queued' (no run id,
+    no numbers; `dataset_spec` says which dataset, as the job was given it). A job starts its (method, budget)
+    pairs in order, then the full-data reference when it has to train one (its state says "to train"), so
+    the ones after those it started are still to come."""
+    rows = []
+    for job in jobs:
+        state = job.state
+        if state.get("status") not in ACTIVE:
+            continue
+        spec = job.spec
+        if spec.resume_run:  # a resumed run continues in its own folder, already in the store
+            continue
+        started = len(state.get("started_pairs", state.get("run_ids", [])))
+        pairs = [*spec.pairs(), *([(FULL, None)] if state.get("reference") == "to train" else [])]
+        for method, budget in pairs[started:]:
+            rows.append({"run": "", "method": method, "budget": budget, "dataset": None,
+                         "dataset_spec": spec.dataset, "preset": spec.preset, "status": QUEUED, "phase": None,
+                         "created": state.get("submitted", ""), "job": job.id})
+    return pd.DataFrame(rows)
+
+
+def method_rank(method) -> int:
+    """Where a method's rows go in a table: full data first, then the registry's order, unknown names last."""
+    if method == FULL:
+        return -1
+    names = method_names()
+    return names.index(method) if method in names else len(names)
+
+
+def in_table_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Full data first, then each method in the registry's order (unknown ones by name), each by budget
+    ascending; rows that tie keep their order (the store lists the newest first). A fresh index."""
+    if rows.empty or "method" not in rows:
+        return rows.reset_index(drop=True)
+    keyed = rows.assign(_rank=rows["method"].map(method_rank), _name=rows["method"].astype(str),
+                        _budget=pd.to_numeric(rows["budget"], errors="coerce"))
+    keyed = keyed.sort_values(["_rank", "_name", "_budget"], na_position="first", kind="stable")
+    return keyed.drop(columns=["_rank", "_name", "_budget"]).reset_index(drop=True)
 
 
 def architecture_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFrame:
@@ -147,37 +191,41 @@ def job_headline(table: pd.DataFrame, run_ids: list[str], metric: str = "ndcg@10
 
 NOT_REACHED = "not reached"
 REACH_FRACTIONS = (0.90, 0.95)
+REACH_COLUMNS = ["method", "fraction", "budget", "ratio", "position share", "student train s", "full-data train s",
+                 "speed-up vs full", "best ratio", "best budget"]
 
 
 def budget_to_reach(table: pd.DataFrame, metric: str = "ndcg@10",
                     fractions: tuple[float, ...] = REACH_FRACTIONS) -> pd.DataFrame:
-    """For each distillation method, the smallest budget whose `metric` reaches each fraction of full data.
+    """For each distillation method and each fraction of full data, the smallest budget whose `metric`
+    reaches it, and what that budget amounts to: its ratio, share of the training data and student cost.
 
-    Reads the finished rows of a compare_table (one dataset): a budget's ratio is the mean of `metric / full`
-    over its runs. A cell is the budget (as text), 'not reached' when the method's runs with a ratio all fall
-    short, or '–' when none of its runs has a ratio (no matching full-data run yet). One row per method, with
-    the budgets tried and the best ratio, so 'not reached' can be read against what was tried."""
+    Reads the finished rows of a compare_table (one dataset). Each budget's numbers are the means over its
+    runs (those with a ratio). One row per (method, fraction), methods in the registry's order. `budget` is
+    missing when no budget tried reaches the fraction: `best ratio` and `best budget` then say how far off
+    the method is; both are missing too when none of its runs has a ratio (no matching full-data run)."""
     ratio = f"{metric} / full"
-    columns = ["method", *(reach_column(f, metric) for f in fractions), "budgets tried", "best ratio"]
     if table.empty or "method" not in table:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=REACH_COLUMNS)
     rows = table[table["method"] != FULL]
     if "status" in rows:
         rows = rows[rows["status"] == "finished"]
+    rows = rows.reindex(columns=sorted({*rows.columns, ratio, *REACH_COLUMNS[4:7]}))
     out = []
-    for method, runs in rows.groupby("method", sort=False):
-        ratios = (runs.dropna(subset=[ratio]).groupby("budget")[ratio].mean().sort_index()
-                  if ratio in runs else pd.Series(dtype=float))
-        line = {"method": method, "budgets tried": ", ".join(f"{b:.0f}" for b in sorted(runs["budget"].dropna().unique())),
-                "best ratio": format_number(ratios.max() if not ratios.empty else None, "{:.2f}×")}
+    for method, runs in in_table_order(rows).groupby("method", sort=False):
+        per_budget = (runs.dropna(subset=[ratio, "budget"]).groupby("budget")
+                      [[ratio, "position share", "student train s", "full-data train s"]].mean().sort_index())
+        best = per_budget[ratio].idxmax() if not per_budget.empty else None
         for fraction in fractions:
-            reached = ratios[ratios >= fraction]
-            line[reach_column(fraction, metric)] = (MISSING if ratios.empty else
-                                                    NOT_REACHED if reached.empty else f"{reached.index[0]:.0f}")
-        out.append(line)
-    return pd.DataFrame(out, columns=columns)
-
-
-def reach_column(fraction: float, metric: str = "ndcg@10") -> str:
-    """The name of budget_to_reach's column for one fraction, e.g. 'budget for 90% of full ndcg@10'."""
-    return f"budget for {fraction:.0%} of full {metric}"
+            line = dict.fromkeys(REACH_COLUMNS)
+            line.update(method=method, fraction=fraction)
+            if best is not None:
+                line.update({"best ratio": per_budget.loc[best, ratio], "best budget": best})
+            reached = per_budget[per_budget[ratio] >= fraction]
+            if not reached.empty:
+                at = reached.iloc[0]
+                line.update({"budget": reached.index[0], "ratio": at[ratio], "position share": at["position share"],
+                             "student train s": at["student train s"], "full-data train s": at["full-data train s"],
+                             "speed-up vs full": speed_up(at["student train s"], at["full-data train s"], method)})
+            out.append(line)
+    return pd.DataFrame(out, columns=REACH_COLUMNS)

@@ -1,21 +1,94 @@
-"""The Compare page's tables, shaped from analysis.compare.compare_table (no Streamlit here)."""
+"""The Compare page's tables and chart data, shaped from analysis.compare (no Streamlit here): the ratio
+to full data against budget, the smallest budget reaching 90% / 95% of it, and the runs side by side."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
-from ..analysis.compare import budget_label, format_number, mean_std
+from ..analysis.compare import (MISSING, NOT_REACHED, QUEUED, budget_label, format_number, in_table_order, mean_std,
+                                method_rank)
 from ..core.architectures import architecture_rank
 from ..runs.evaluator import HEADLINE
 from ..runs.experiment import FULL
 
 METRICS = HEADLINE
-RATIOS = ("ndcg@10 / full", "recall@10 / full", "recall@20 / full")
-COSTS = {"seeds": "{:.0f}", "distill s": "{:.1f}", "student train s": "{:.1f}", "full-data train s": "{:.1f}",
-         "speed-up vs full": "{:.1f}×", "coverage": "{:.3f}", "popular share": "{:.3f}"}
 HIDDEN_STATUSES = ("stopped", "failed", "interrupted")  # no metrics: shown only when asked for
+PENDING_STATUSES = ("running", QUEUED)  # no numbers yet: their cells stay empty, the status says why
+FULL_DATA = "full data"  # how the full-data reference reads in a table or a legend
+
+# The side-by-side table's columns: plain name -> (width in pixels, help with the technical name). The first
+# eight are the default view, narrow enough for a 1400 px window; "more columns" shows them all.
+SIDE_BY_SIDE = {
+    "method": (90, "How the data was made. *full data*: all the real training data, the reference."),
+    "budget": (64, "Synthetic sequences in the data (n); *all*: the whole training split."),
+    "status": (118, "done, running (making the data, or training recommenders on it), queued behind another "
+                    "job, or stopped / failed / interrupted."),
+    "quality vs full": (104, "NDCG@10 of recommenders trained on this data as a share of the NDCG@10 of one "
+                             "trained on all the real training data (ratio to full). 100% = as good as full data."),
+    "NDCG@10 (mean ± std)": (150, "Ranking quality on the held-out last items (test split, full ranking over all "
+                                  "items): mean ± std over the recommenders (students) trained."),
+    "making data (s)": (104, "Seconds to make the synthetic data (distill_seconds)."),
+    "training (s)": (88, "Seconds to train one recommender on this data: its training steps alone "
+                         "(student_train_seconds)."),
+    "speed-up": (80, "How many times faster a recommender trains on this data than on all the real training "
+                     "data: full-data training seconds over this row's."),
+    "recall@10 vs full": (None, "Recall@10 as a share of full data's (ratio to full)."),
+    "recall@20 vs full": (None, "Recall@20 as a share of full data's (ratio to full)."),
+    "Recall@10 (mean ± std)": (None, "Test split, mean ± std over the recommenders trained."),
+    "NDCG@20 (mean ± std)": (None, "Test split, mean ± std over the recommenders trained."),
+    "Recall@20 (mean ± std)": (None, "Test split, mean ± std over the recommenders trained."),
+    "recommenders trained": (None, "Students trained on the data, one per seed."),
+    "full-data training (s)": (None, "Seconds to train one recommender on all the real training data."),
+    "positions": (None, "Item positions a recommender trains on: non-padding inputs of the synthetic data, or "
+                        "every next-item target of the training split for full data."),
+    "share of training data": (None, "Positions over the training split's next-item targets (position_share)."),
+    "item coverage": (None, "Share of the catalogue the synthetic data mentions (coverage)."),
+    "popular share": (None, "Share of the label mass on the 10% most popular items (popular_share)."),
+    "preset": (None, "The settings preset the run was started with."),
+    "created": (None, "When the run started (UTC)."),
+    "run id": (None, "The run's folder in the run store."),
+}
+DEFAULT_COLUMNS = list(SIDE_BY_SIDE)[:8]
+# Columns of compare_table -> (side-by-side name, format). Ratios read as a share of full data.
+RATIO_CELLS = {"ndcg@10 / full": "quality vs full", "recall@10 / full": "recall@10 vs full",
+               "recall@20 / full": "recall@20 vs full"}
+MEAN_STD_CELLS = {"ndcg@10": "NDCG@10 (mean ± std)", "recall@10": "Recall@10 (mean ± std)",
+                  "ndcg@20": "NDCG@20 (mean ± std)", "recall@20": "Recall@20 (mean ± std)"}
+NUMBER_CELLS = {"distill s": ("making data (s)", "{:.1f}"), "student train s": ("training (s)", "{:.1f}"),
+                "speed-up vs full": ("speed-up", "{:.1f}×"), "seeds": ("recommenders trained", "{:.0f}"),
+                "full-data train s": ("full-data training (s)", "{:.1f}"), "positions": ("positions", "{:,.0f}"),
+                "coverage": ("item coverage", "{:.3f}"), "popular share": ("popular share", "{:.3f}")}
+
+REACH_HELP = {
+    "method": "How the synthetic data was made.",
+    "target": "The share of full-data quality (NDCG@10 of a recommender trained on all the real training data).",
+    "smallest budget": "The fewest synthetic sequences (n) whose recommenders reach the target, among the budgets "
+                       "tried; *not reached*: none does, with the best share and where it was reached.",
+    "quality there": "Its NDCG@10 as a share of full data's (ratio to full), mean over its runs.",
+    "share of training data": "Its positions over the training split's next-item targets (position_share); "
+                              "*–*: runs from before this was recorded.",
+    "training (s)": "Seconds to train one recommender on that data (student_train_seconds).",
+    "speed-up": "How many times faster than training on all the real training data.",
+}
+
+
+def format_share(value) -> str:
+    """A share of full data or of the training data: '93.4%', '0.23%' below one percent, '–' without one."""
+    if value is None or pd.isna(value):
+        return MISSING
+    return f"{value * 100:.2g}%" if 0 < value < 0.01 else f"{value:.1%}"
+
+
+def status_label(status, phase=None) -> str:
+    """A run's status in plain words: 'done', 'running (making data)', 'running (training)', 'queued', ..."""
+    if status == "finished":
+        return "done"
+    if status == "running":
+        return "running (training)" if phase == "evaluate" else "running (making data)"
+    return MISSING if status is None or pd.isna(status) else str(status)
 
 
 def shown_metrics(rows: pd.DataFrame) -> list[str]:
@@ -23,31 +96,59 @@ def shown_metrics(rows: pd.DataFrame) -> list[str]:
 
 
 def visible_rows(rows: pd.DataFrame, show_unfinished: bool) -> pd.DataFrame:
-    """The rows of the table: stopped, failed and interrupted runs only when asked for."""
-    if show_unfinished or rows.empty:
-        return rows.reset_index(drop=True)
-    return rows[~rows["status"].isin(HIDDEN_STATUSES)].reset_index(drop=True)
+    """The rows of the table, in its order (analysis.compare.in_table_order): stopped, failed and interrupted
+    runs only when asked for."""
+    if not show_unfinished and not rows.empty:
+        rows = rows[~rows["status"].isin(HIDDEN_STATUSES)]
+    return in_table_order(rows)
 
 
-def side_by_side(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per run, as text cells ('–' where a value is missing): method, budget ('all' for the full-data
-    reference), the ratios to full first, then each metric as mean ± std ('1 student' where there is no
-    spread), status, preset, costs and the run id."""
-    shown = pd.DataFrame({"method": rows["method"],
-                          "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])]},
+def side_by_side(rows: pd.DataFrame, more: bool = False) -> pd.DataFrame:
+    """One line per row of `rows` (in its order), as text cells: method ('full data' for the reference),
+    budget ('all' for it), status, the ratio to full as a share, NDCG@10 as mean ± std ('1 student' where
+    there is no spread), and the costs. `more`: every column of SIDE_BY_SIDE. A missing value reads '–'; a
+    running or queued row's numbers are empty, since its status says why."""
+    phases = rows["phase"] if "phase" in rows else [None] * len(rows)
+    shown = pd.DataFrame({"method": [FULL_DATA if m == FULL else m for m in rows["method"]],
+                          "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])],
+                          "status": [status_label(s, p) for s, p in zip(rows["status"], phases)]},
                          index=rows.index)
-    for column in RATIOS:
-        if column in rows:
-            shown[column] = [format_number(v, "{:.2f}×") for v in rows[column]]
-    for metric in shown_metrics(rows):
-        shown[f"{metric} (mean ± std)"] = mean_std(rows, metric)
-    shown["status"] = rows["status"].fillna("–")
-    shown["preset"] = rows["preset"].fillna("").replace("", "–")
-    for column, pattern in COSTS.items():
-        if column in rows:
-            shown[column] = [format_number(v, pattern) for v in rows[column]]
-    shown["run"] = rows["run"]
-    return shown
+    for column, name in RATIO_CELLS.items():
+        shown[name] = [format_share(v) for v in rows[column]] if column in rows else MISSING
+    for metric, name in MEAN_STD_CELLS.items():
+        shown[name] = mean_std(rows, metric) if metric in rows else MISSING
+    for column, (name, pattern) in NUMBER_CELLS.items():
+        shown[name] = [format_number(v, pattern) for v in rows[column]] if column in rows else MISSING
+    shown["share of training data"] = ([format_share(v) for v in rows["position share"]]
+                                       if "position share" in rows else MISSING)
+    shown["preset"] = rows["preset"].fillna("").replace("", MISSING) if "preset" in rows else MISSING
+    shown["created"] = rows["created"].fillna("").replace("", MISSING) if "created" in rows else MISSING
+    shown["run id"] = rows["run"].fillna("").replace("", MISSING)
+    pending = rows["status"].isin(PENDING_STATUSES).to_numpy()
+    numbers = [*RATIO_CELLS.values(), *MEAN_STD_CELLS.values(), *(n for n, _ in NUMBER_CELLS.values()),
+               "share of training data"]
+    shown.loc[pending, numbers] = ""
+    return shown[list(SIDE_BY_SIDE) if more else DEFAULT_COLUMNS]
+
+
+def reach_view(reach: pd.DataFrame) -> pd.DataFrame:
+    """budget_to_reach as text cells, one line per (method, target): the smallest budget, its share of the
+    training data and the student's cost there; 'not reached (best 84.0% at n=50)' where no budget tried
+    reaches the target; '–' where there is no full-data run to compare with."""
+    out = []
+    for _, row in reach.iterrows():
+        if not pd.isna(row["budget"]):
+            budget = format_number(row["budget"], "{:.0f}")
+        elif not pd.isna(row["best ratio"]):
+            budget = f"{NOT_REACHED} (best {format_share(row['best ratio'])} at n={row['best budget']:.0f})"
+        else:
+            budget = f"{MISSING} (no full-data run to compare with)"
+        out.append({"method": row["method"], "target": f"{row['fraction']:.0%} of full data",
+                    "smallest budget": budget, "quality there": format_share(row["ratio"]),
+                    "share of training data": format_share(row["position share"]),
+                    "training (s)": format_number(row["student train s"], "{:.1f}"),
+                    "speed-up": format_number(row["speed-up vs full"], "{:.1f}×")})
+    return pd.DataFrame(out, columns=list(REACH_HELP))
 
 
 def architecture_view(rows: pd.DataFrame) -> pd.DataFrame:
@@ -70,25 +171,56 @@ def architecture_view(rows: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def budget_curves(picked: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean and std of `metric` per (method, budget) of the distillation runs among `picked`, by budget."""
-    if metric not in picked:
-        return pd.DataFrame(columns=["method", "budget", "mean", "std"])
-    curves = picked[(picked["method"] != FULL) & picked[metric].notna()]
-    std = f"{metric} std"
-    curves = curves.assign(**{std: curves[std] if std in curves else float("nan")})
-    return curves.groupby(["method", "budget"], as_index=False).agg(
-        mean=(metric, "mean"), std=(std, "mean")).sort_values("budget")
+X_AXES = {"budget": "budget (synthetic sequences)", "student train s": "seconds to train one recommender"}
 
 
-def full_reference_value(picked: pd.DataFrame, finished: pd.DataFrame, metric: str) -> float | None:
-    """The full-data reference's `metric`: of a picked full run, else of any finished one."""
-    for frame in (picked, finished):
-        if metric in frame:
-            full = frame[(frame["method"] == FULL) & frame[metric].notna()]
-            if not full.empty:
-                return float(full[metric].iloc[0])
-    return None
+def ratio_curves(rows: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
+    """The chart's points: per (method, budget) of the finished distillation runs with a ratio, the mean
+    ratio to full data, its spread (the students' std over the full-data mean) and the seconds to train one
+    recommender; methods in the registry's order, each by budget."""
+    ratio, spread = f"{metric} / full", f"{metric} / full std"
+    columns = ["method", "budget", "ratio", "ratio std", "student train s", "runs"]
+    if rows.empty or ratio not in rows:
+        return pd.DataFrame(columns=columns)
+    done = rows[(rows["method"] != FULL) & (rows["status"] == "finished") & rows[ratio].notna()]
+    done = done.reindex(columns=sorted({*done.columns, spread, "student train s"}))
+    curves = done.groupby(["method", "budget"], as_index=False).agg(
+        ratio=(ratio, "mean"), **{"ratio std": (spread, "mean")}, **{"student train s": ("student train s", "mean")},
+        runs=(ratio, "size"))
+    return in_table_order(curves)[columns]
+
+
+def full_data_seconds(rows: pd.DataFrame) -> float | None:
+    """Seconds to train one recommender on all the data: the finished full-data runs' mean, or None."""
+    if rows.empty or "student train s" not in rows:
+        return None
+    full = rows[(rows["method"] == FULL) & (rows["status"] == "finished")]["student train s"].dropna()
+    return float(full.mean()) if not full.empty else None
+
+
+def x_axis(values, x: str) -> dict:
+    """The chart's x axis (plotly update_xaxes arguments) for the points' `values` of column `x`: one value
+    is a category (not a numeric range around it); values spanning ten times or more a log scale, said in
+    the title; budgets get a tick at each budget tried."""
+    values = sorted({float(v) for v in values if v is not None and not pd.isna(v)})
+    title = X_AXES[x]
+    if len(values) <= 1:
+        return {"type": "category", "title": title}
+    axis = {"type": "linear"}
+    if values[0] > 0 and values[-1] / values[0] >= 10:
+        axis, title = {"type": "log", "dtick": 1}, f"{title} (log scale)"  # ticks at 1, 10, 100, ... only
+    if x == "budget":
+        axis.update(tickmode="array", tickvals=values, ticktext=[f"{v:g}" for v in values])
+    return {**axis, "title": title}
+
+
+def y_axis(curves: pd.DataFrame, metric: str = "ndcg@10") -> dict:
+    """The chart's y axis: from 0, so small differences look small, to a little above full data (or the
+    highest error bar), as percentages of full data."""
+    top = (curves["ratio"] + curves["ratio std"].fillna(0)).max() if not curves.empty else 1.0
+    top = max(1.05, float(top) + 0.05) if np.isfinite(top) else 1.05
+    return {"range": [0, top], "tickformat": ".0%",
+            "title": f"{metric.upper()} as a share of full data (axis from 0)"}
 
 
 def markdown_text(text) -> str:
