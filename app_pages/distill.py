@@ -8,8 +8,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from foster_core.analysis.compare import compare_table, job_headline, run_title
+from foster_core.analysis.job_progress import finished_text, job_progress
 from foster_core.analysis.progress import (QUALITY_HELP, loss_frame, run_holdout_quality, run_progress,
-                                           term_help)
+                                           term_help, term_label)
 from foster_core.app import forms
 from foster_core.app.ui import (cached_dataset, cached_usable_count, current_dataset_spec, dataclass_inputs, job_queue,
                                 run_store)
@@ -31,40 +32,68 @@ spec = current_dataset_spec()
 
 
 def show_job(job) -> None:
-    """Status, progress with ETA, live loss curves and a Stop button for one job."""
+    """Status, runs done of all, the phase at work with its time left and what comes after it, the charts of
+    one of the job's runs, and a Stop button."""
     state = job.state
     status = state.get("status")
     job_spec_ = job.spec
+    progress = job_progress(job_spec_, state)
     st.markdown(f"**Job {job.id}** · {job_spec_.preset} preset · methods {', '.join(job_spec_.methods)} · "
                 f"budgets {', '.join(map(str, job_spec_.budgets))} · dataset `{job_spec_.dataset}`")
     if status == "queued":
         st.info(queue.waiting_message(job))
     elif status in ("preparing", "running"):
-        st.caption(f"{status}: {state.get('message', '')}")
+        st.progress(progress.runs_done / max(progress.runs_total, 1), text=progress.runs_text())
+        phase = progress.phase
+        if phase is None:
+            st.caption(f"{status}: {state.get('message', '')}")
+        elif phase.fraction is not None:
+            st.progress(phase.fraction, text=phase.text())
+        else:
+            st.caption(phase.text())
+        if progress.then_text():
+            st.caption(progress.then_text())
     elif status == "failed":
         st.error(f"The job failed: {state.get('message', '')}")
         with st.expander("Worker log"):
             st.code(job.log[-4000:] or "(empty)")
     elif status in ("stopped", "interrupted"):
         skipped = forms.skipped_runs(job, store)
-        st.warning(f"{status}: {state.get('message', '')}"
+        st.warning(f"{status}: {state.get('message', '')} · {progress.runs_text()}"
                    + (f" · {len(skipped)} queued run(s) were skipped: {', '.join(skipped)}" if skipped else ""))
     else:
-        st.success(f"Finished: {len(job.run_ids)} run(s). Headline numbers below; **Compare** has every metric "
-                   "and **Explore** the data.")
+        st.success(finished_text(progress, [run_title(m, b) for m, b in state.get("started_pairs", [])])
+                   + " Headline numbers below; **Compare** has every metric and **Explore** the data.")
         show_headline(job, finished_only=False)
-    total = state.get("total_runs", len(job_spec_.pairs()))
-    done = min(state.get("done_runs", 0), total)
     if status in ACTIVE:
-        st.progress(done / max(total, 1), text=f"runs done: {done} of {total}")
         show_headline(job, finished_only=True)  # the first method's numbers while the baselines still run
-    run_id = job.current_run_id or forms.last_run_with_curves(store, job.run_ids)
-    # A finished job shows curves only when one of its runs has them (its headline table says the rest).
-    if run_id and (status in ACTIVE or forms.has_loss_curves(store_method(run_id))):
-        show_run(run_id)
+    show_job_runs(job, status in ACTIVE)
     if status in ACTIVE and st.button("Stop", key=f"stop_{job.id}", type="secondary"):
         job.request_stop(store)
         st.toast("Stop requested: the run stops at its next step.")
+
+
+def remember_choice(widget_key: str, choice_key: str) -> None:
+    st.session_state[choice_key] = st.session_state[widget_key]
+
+
+def show_job_runs(job, active: bool) -> None:
+    """The charts of one of the job's runs: by default the latest with loss curves, so FOSTER's curves and
+    quality chart stay while the job's later runs work; a select box offers the others."""
+    widget_key, choice_key = f"shown_run_{job.id}", f"shown_run_choice_{job.id}"
+    runs = forms.present_runs(store, job.run_ids)
+    run_id = forms.run_to_show(runs, job.spec.methods[0], st.session_state.get(choice_key))
+    if run_id is None:
+        return
+    if len(runs) > 1:
+        labels = {run.id: forms.run_label(run) for run in runs}
+        st.session_state[widget_key] = run_id
+        st.selectbox("Charts of run", list(labels), key=widget_key, format_func=labels.get,
+                     on_change=remember_choice, args=(widget_key, choice_key),
+                     help="The job's runs; it opens on the latest one with loss curves.")
+    # A finished job shows charts only when the run has them (its headline table says the rest).
+    if active or forms.has_loss_curves(store_method(run_id)):
+        show_run(run_id, in_job=True)
 
 
 def show_headline(job, finished_only: bool) -> None:
@@ -89,8 +118,8 @@ def store_method(run_id: str):
         return None
 
 
-def show_run(run_id: str) -> None:
-    """One run's progress bar with ETA and its loss curves."""
+def show_run(run_id: str, in_job: bool = False) -> None:
+    """One run's loss curves and quality chart, with its progress (in a job, the job's phase bar has it)."""
     try:
         run = store.get(run_id)
     except RunNotFound:
@@ -98,34 +127,39 @@ def show_run(run_id: str) -> None:
     progress = run_progress(run)
     method = run.config.get("method")
     label = f"{run_title(method, run.config.get('budget'))}: {progress.text}"
-    if progress.eta_seconds is not None:
+    if progress.eta_seconds is not None and not in_job:
         label += f" · about {format_seconds(progress.eta_seconds)} left"
-    if progress.fraction is not None:
+    if progress.fraction is not None and not in_job:
         st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
     else:
         st.caption(label)
     frame = loss_frame(progress.steps)
     if not frame.empty:
-        figure = px.line(frame, x="step", y="value", facet_col="term", facet_col_wrap=4, markers=True,
+        figure = px.line(frame, x="step", y="value", facet_col="label", facet_col_wrap=4, markers=True,
                          title=f"Loss terms of run {run.id}" + (" (live)" if run.status.get("status") == "running" else ""))
         figure.update_yaxes(matches=None, showticklabels=True, title=None)
         figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
         figure.update_layout(height=420, showlegend=False, margin=dict(t=60, b=10))
         st.plotly_chart(figure, width="stretch", key=f"loss_{run.id}")
         with st.expander("What the curves mean", expanded=False):
-            st.markdown("\n".join(f"- **{term}**: {term_help(term)}" for term in frame["term"].unique()))
+            st.markdown("\n".join(f"- **{term_label(term)}** (`{term}`): {term_help(term)}"
+                                   for term in frame["term"].unique()))
     elif forms.method_spec(method) is not None and not forms.has_loss_curves(method):
         st.caption(f"{method} has no loss curve (it does not optimise synthetic data step by step), "
                    "only an evaluation.")
     show_quality(run)
 
 
+QUALITY_TITLE = "Quality of the synthetic data on held-out training data"
+CHECKPOINTS = "checkpoints of the synthetic data"
 # Colour and dash of each reference line; an unknown reference gets the last.
 REFERENCE_STYLE = {"start": ("#8c8c8c", "dash"), "teacher": ("#2a9d8f", "dot"), "other": ("#6c757d", "dashdot")}
 
 
 def show_quality(run) -> None:
-    """The holdout NDCG@10 of each scored candidate of S against its start and teacher (runs that select S)."""
+    """NDCG@10 on held-out training data of each scored checkpoint of the synthetic data, against its start and
+    teacher (runs that choose their synthetic data this way). The axis starts at 0: a change of 0.0003 on
+    0.028 is small, and looks it."""
     quality = run_holdout_quality(run)
     if quality is None:
         return
@@ -144,14 +178,14 @@ def show_quality(run) -> None:
                                     hovertemplate=f"{name}: NDCG@10 {value:.4f}<extra></extra>"))
     if not points.empty:
         figure.add_trace(go.Scatter(x=points["step"].tolist(), y=points["holdout ndcg@10"].tolist(),
-                                    mode="lines+markers", name="candidates of S", marker=dict(size=9, color="#e4572e"),
+                                    mode="lines+markers", name=CHECKPOINTS, marker=dict(size=9, color="#e4572e"),
                                     line=dict(color="#e4572e"), hovertemplate="step %{x}: NDCG@10 %{y:.4f}<extra></extra>"))
         kept = points[points["selected"]]
         figure.add_trace(go.Scatter(x=kept["step"].tolist(), y=kept["holdout ndcg@10"].tolist(), mode="markers",
                                     name="kept", marker=dict(size=16, symbol="star", color="#1b4f9c"), hoverinfo="skip"))
-    figure.update_layout(height=320, margin=dict(t=50, b=10), xaxis_title="step of S", yaxis_title="holdout NDCG@10",
-                         title="Quality of S on the training holdout"
-                               + (" (live)" if run.status.get("status") == "running" else ""),
+    figure.update_layout(height=320, margin=dict(t=50, b=10), xaxis_title="distillation step",
+                         yaxis=dict(title="NDCG@10", rangemode="tozero"),
+                         title=QUALITY_TITLE + (" (live)" if run.status.get("status") == "running" else ""),
                          legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     st.plotly_chart(figure, width="stretch", key=f"quality_{run.id}")
     st.caption(QUALITY_HELP)
@@ -177,7 +211,7 @@ if shown:
     live_jobs()
 else:
     # No job from this app yet, but runs made elsewhere (the CLI's distill or bench) still have curves to show.
-    latest = forms.last_run_with_curves(store, [run.id for run in sorted(store.list(), key=lambda r: r.id)])
+    latest = forms.run_to_show(sorted(store.list(), key=lambda r: r.id))
     if latest:
         st.subheader("Latest run")
         with st.container(border=True):

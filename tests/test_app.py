@@ -21,7 +21,7 @@ from foster_core.runs.jobs import JobQueue, job_configs
 from foster_core.runs.presets import PRESETS
 from foster_core.analysis.compare import NOT_REACHED
 from foster_core.app.tables import DEFAULT_COLUMNS
-from foster_core.analysis.progress import TERM_HELP
+from foster_core.analysis.progress import TERM_HELP, term_label
 from foster_core.runs.run_store import export_files
 
 from conftest import make_studio
@@ -176,7 +176,7 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     terms = {term for event in foster_run.step_events for term in event.values}
     assert terms and all(term in TERM_HELP for term in terms)
     explained = " ".join(m.value for m in distill.markdown)
-    assert all(f"**{term}**: {TERM_HELP[term]}" in explained for term in terms)
+    assert all(f"**{term_label(term)}** (`{term}`): {TERM_HELP[term]}" in explained for term in terms)
     # The finished job's headline numbers (defect 5): NDCG@10 of each run, its ratio to full, the reference named.
     [headline] = [d.value for d in distill.dataframe if "ndcg@10 / full" in d.value]
     assert list(headline["run"]) and "foster n=5" in set(headline["run"]) and "random n=5" in set(headline["run"])
@@ -187,7 +187,7 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     assert "has no loss curve" not in page_text
     # The quick preset scores S on the holdout against teacher, so a new user sees the quality chart.
     assert foster_run.config["distill"]["select_every"] == PRESETS["quick"].distill["select_every"] > 0
-    assert any("Quality of S" in c.proto.spec for c in distill.get("plotly_chart"))
+    assert any("Quality of the synthetic data" in c.proto.spec for c in distill.get("plotly_chart"))
 
     compare = open_app("Compare")
     assert not compare.exception

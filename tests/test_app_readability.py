@@ -324,8 +324,8 @@ def test_distill_draws_the_candidates_against_their_start_and_teacher(tiny):
     run.set_status("finished", "done")
     distill = open_page("distill")  # no job from the app: the latest run with curves is shown
     assert not distill.exception
-    [quality] = [json.loads(c.proto.spec) for c in distill.get("plotly_chart") if "Quality of S" in c.proto.spec]
-    candidates = next(t for t in quality["data"] if t["name"] == "candidates of S")
+    [quality] = [json.loads(c.proto.spec) for c in distill.get("plotly_chart") if "Quality of the synthetic data" in c.proto.spec]
+    candidates = next(t for t in quality["data"] if t["name"] == "checkpoints of the synthetic data")
     assert chart_values(candidates["x"]) == [0, 2, 4] and chart_values(candidates["y"]) == [0.020, 0.035, 0.028]
     kept = next(t for t in quality["data"] if t["name"] == "kept")
     assert chart_values(kept["x"]) == [2]

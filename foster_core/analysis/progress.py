@@ -1,5 +1,6 @@
-"""A run's live progress, read from its folder: a progress fraction with ETA, its loss curves, and the holdout
-quality of its candidates of S against their start and `teacher`."""
+"""A run's live progress, read from its folder: a progress fraction with ETA, its loss curves (with plain names
+for the logged terms), and the quality on held-out training data of its candidates of the synthetic data
+against their start and `teacher`. A job's progress over its phases lives in job_progress.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..methods.events import CandidateScored, CandidateSelected, LoggedEvent, ReferenceScored, StepEvent
-from ..runs.run_store import Run
+from ..runs.run_store import FULL, Run
 
 
 @dataclass
@@ -28,13 +29,16 @@ def run_progress(run: Run) -> Progress:
     if state != "running":
         return Progress(1.0 if state == "finished" else None, f"{state}: {status.get('message', '')}", None, steps)
     if status.get("phase") == "evaluate":
+        if run.config.get("method") == FULL:
+            return Progress(None, "training the full-data reference on all the training data", None, steps)
         return Progress(None, "evaluating: training fresh students on the synthetic data", None, steps)
     scored = [e for e in events if isinstance(e, CandidateScored)]
     if scored:
-        return Progress(None, f"choosing the best checkpoint on the training holdout "
+        return Progress(None, f"choosing the best checkpoint on held-out training data "
                               f"({scored[-1].candidate} of {scored[-1].candidates})", None, steps)
     if any(isinstance(e, ReferenceScored) for e in events):
-        return Progress(None, "teacher scored on the training holdout; scoring the checkpoints of S", None, steps)
+        return Progress(None, "teacher scored on held-out training data; scoring the checkpoints of the synthetic "
+                              "data", None, steps)
     if steps:
         last = steps[-1]
         eta = last.seconds / max(last.step, 1) * (last.of - last.step) if last.of else None
@@ -63,15 +67,33 @@ TERM_HELP: dict[str, str] = {
 }
 
 
+# What the page calls each logged term; the technical name stays in the help text.
+TERM_LABELS: dict[str, str] = {
+    "loss_real": "loss on real data",
+    "loss_syn": "loss on the synthetic data",
+    "loss_syn_inner": "inner model's loss on the synthetic data",
+    "gap": "gap between the two losses",
+    "loss_reg": "text-smoothness penalty",
+    "lambda": "penalty weight",
+    "label_entropy": "spread of the synthetic labels",
+}
+
+
+def term_label(term: str) -> str:
+    """The plain name of a logged term (the term itself when it has none)."""
+    return TERM_LABELS.get(term, term)
+
+
 def term_help(term: str) -> str:
     """The one-line explanation of a logged term (a plain note for a term without one)."""
     return TERM_HELP.get(term, "a value the method logs at each step.")
 
 
 def loss_frame(steps: list[StepEvent]) -> pd.DataFrame:
-    """Long format (step, term, value) of every logged value, for one line per term."""
-    rows = [{"step": e.step, "term": k, "value": v} for e in steps for k, v in e.values.items()]
-    return pd.DataFrame(rows, columns=["step", "term", "value"])
+    """Long format (step, term, label, value) of every logged value, for one line per term; `label` is the
+    term's plain name."""
+    rows = [{"step": e.step, "term": k, "label": term_label(k), "value": v} for e in steps for k, v in e.values.items()]
+    return pd.DataFrame(rows, columns=["step", "term", "label", "value"])
 
 
 @dataclass
@@ -88,8 +110,11 @@ class HoldoutQuality:
         return self.points.empty and not self.references
 
 
-QUALITY_HELP = ("Healthy: the candidates sit at or above the start line (distillation did not make S worse), "
-                "and teacher — real sequences with the expert's labels — is the bar to beat.")
+QUALITY_HELP = ("Each point: NDCG@10 on held-out training data (each training sequence's last item, never the "
+                "validation or test items) of a quick student trained on the synthetic data as it was at that "
+                "step. Healthy: the checkpoints sit at or above the start line (distillation did not make the "
+                "synthetic data worse), and teacher — real sequences with the expert's labels — is the bar to beat. "
+                "The axis starts at 0, so small differences look small.")
 
 
 def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,
@@ -106,15 +131,16 @@ def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,
     note = ""
     if not scored and not references:
         if select_every == 0:
-            note = ("No holdout scores: this run keeps its last synthetic data (select_every = 0, as in the quick "
-                    "preset), so no quick student scored its checkpoints.")
+            note = ("No quality scores on held-out training data: this run keeps its last synthetic data "
+                    "(select_every = 0), so no quick student scored its checkpoints.")
         elif status == "running":
-            note = ("Holdout scores appear after the last step, when a quick student scores teacher and then each "
-                    "checkpoint of S on the training holdout.")
+            note = ("Quality scores on held-out training data appear after the last step, when a quick student "
+                    "scores teacher and then each checkpoint of the synthetic data.")
         elif status in ("stopped", "failed", "interrupted"):
-            note = f"No holdout scores: the run {status} before its checkpoints were scored."
+            note = (f"No quality scores on held-out training data: the run {status} before its checkpoints were "
+                    "scored.")
         else:
-            note = "No holdout scores were recorded for this run."
+            note = "No quality scores on held-out training data were recorded for this run."
     return HoldoutQuality(points, start, references, note)
 
 

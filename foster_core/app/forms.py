@@ -82,15 +82,27 @@ def checked_job_spec(dataset: str, methods: list[str], budgets: list[int], disti
     return spec
 
 
-def last_run_with_curves(store: RunStore, run_ids: list[str]) -> str | None:
-    """A job's most informative run: the last one with loss curves, else the last one."""
-    for run_id in reversed(run_ids):
+def present_runs(store: RunStore, run_ids: list[str]) -> list[Run]:
+    """The runs of `run_ids` still in the store (a job's run may have been deleted since), in that order."""
+    present = []
+    for run_id in run_ids:
         try:
-            if store.get(run_id).step_events:
-                return run_id
+            present.append(store.get(run_id))
         except RunNotFound:
             continue
-    return run_ids[-1] if run_ids else None
+    return present
+
+
+def run_to_show(runs: list[Run], main_method: str | None = None, picked: str | None = None) -> str | None:
+    """The run of a job whose charts the Distill page draws: the one the visitor picked, else the latest with
+    loss curves (so FOSTER's curves stay while the job's later runs work), else the main method's latest,
+    else the latest."""
+    ids = [run.id for run in runs]
+    if picked in ids:
+        return picked
+    with_curves = [run.id for run in runs if run.step_events]
+    main = [run.id for run in runs if main_method is not None and run.config.get("method") == main_method]
+    return (with_curves or main or ids or [None])[-1]
 
 
 def resumable_runs(store: RunStore) -> list[Run]:
@@ -126,14 +138,19 @@ def interrupted_note(run: Run) -> str:
 
 
 def skipped_runs(job, store: RunStore) -> list[str]:
-    """The (method, budget) runs of a stopped job that never started, as 'method n=budget'."""
-    started = set()
-    for run_id in job.run_ids:
-        try:
-            config = store.get(run_id).config
-        except RunNotFound:
-            continue
-        started.add((config.get("method"), config.get("budget")))
+    """The (method, budget) runs of a stopped job that never started, as 'method n=budget'. The job's state
+    says which it started (a run deleted since still counts as started); older jobs are read from the store."""
+    recorded = (getattr(job, "state", None) or {}).get("started_pairs")
+    if recorded is not None:
+        started = {(method, budget) for method, budget in recorded}
+    else:
+        started = set()
+        for run_id in job.run_ids:
+            try:
+                config = store.get(run_id).config
+            except RunNotFound:
+                continue
+            started.add((config.get("method"), config.get("budget")))
     return [run_title(method, budget) for method, budget in job.spec.pairs() if (method, budget) not in started]
 
 

@@ -32,7 +32,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -42,9 +42,10 @@ from ..core.data import DataConfig
 from ..core.loaders import load_dataset
 from ..core.model import ModelConfig
 from ..core.training import TrainConfig
-from ..methods.registry import check_budget, get_method
+from ..methods.registry import check_budget, get_method, needs_expert
 from .evaluator import StudentConfig
 from .experiment import FULL, build_context, record_full_run
+from .job_phases import PhaseTracker, ReportingRun, evaluation_phase, quick_students
 from .run_store import RUN_ID_PATTERN, Run, RunStore, process_alive, utc_timestamp
 from .runner import run_config, run_method
 
@@ -169,8 +170,9 @@ class JobQueue:
         job = Job(self.jobs_dir / f"{stamp}-{secrets.token_hex(3)}")
         job.path.mkdir()
         atomic_write_json(job.path / "job.json", to_dict(spec))
+        # The full-data reference counts as a run until the worker finds one it can reuse.
         job.update(status="queued", message="starting the worker", run_ids=[], submitted=utc_timestamp(),
-                   total_runs=len(spec.pairs()))
+                   total_runs=len(spec.pairs()) + int(spec.reference), done_runs=0)
         if start:
             self._spawn(job, spec)
         return job
@@ -278,18 +280,30 @@ class _Cancelled(Exception):
 
 
 class _JobRunStore(RunStore):
-    """The run store, telling the job about each run the moment it is created (for live curves)."""
+    """The run store, telling the job about each run the moment it is created (for live curves), and the
+    phase tracker when its evaluation begins."""
 
-    def __init__(self, root: Path, job: Job):
+    def __init__(self, root: Path, job: Job, on_evaluate: Callable[[Run], None] | None = None):
         super().__init__(root)
-        self.job = job
+        self.job, self.on_evaluate = job, on_evaluate
 
     def create(self, method: str, config: dict) -> Run:
         run = super().create(method, {**config, "job": self.job.id, "preset": self.job.spec.preset,
                                           "dataset_spec": self.job.spec.dataset})
-        self.job.update(current_run=run.id, run_ids=self.job.run_ids + [run.id], status="running",
-                        message="full-data reference" if method == FULL else f"{method}: distilling")
-        return run
+        self.started(run, "full-data reference" if method == FULL else f"{method}: distilling")
+        return self.reporting(run)
+
+    def started(self, run: Run, message: str) -> None:
+        """Tell the job about a run it works on; the (method, budget) it started is kept in the job's own
+        state, so a run deleted later is not mistaken for one the job skipped."""
+        state = self.job.state
+        started = list(state.get("started_pairs", [])) + [[run.config.get("method"), run.config.get("budget")]]
+        run_ids = list(state.get("run_ids", []))
+        self.job.update(current_run=run.id, run_ids=run_ids + [run.id] if run.id not in run_ids else run_ids,
+                        started_pairs=started, status="running", message=message)
+
+    def reporting(self, run: Run) -> Run:
+        return ReportingRun(run.path, on_evaluate=self.on_evaluate)
 
 
 @dataclass
@@ -326,10 +340,12 @@ def known_values_for(methods: list[str], values: dict) -> dict:
 
 
 def run_job(job: Job, runs_dir: Path) -> None:
-    """The worker's body: wait for the queue, build the context once, run every pair, then the reference."""
+    """The worker's body: wait for the queue, build the context once, run every pair, then the reference.
+    Each phase's progress goes to the job's state (job_phases.py), for the app's progress bars."""
     spec = job.spec
     torch.set_num_threads(spec.threads or default_threads())
     job.update(pid=os.getpid(), status="queued", message="waiting for the queue")
+    tracker = PhaseTracker(job.update)
     try:
         with _QueueLock(runs_dir, job):
             if job.stop_requested():
@@ -338,38 +354,65 @@ def run_job(job: Job, runs_dir: Path) -> None:
             job.update(status="preparing", message="loading the dataset")
             dataset = load_dataset(spec.dataset, configs.data)
             job.update(message="encoding item texts (cached after the first time)")
-            context = build_context(dataset, configs.model, configs.expert, cache_dir=spec.cache_dir)
+            tracker.start("encode", "encoding item texts (cached after the first time)", len(dataset.item_texts),
+                          "item texts")
+            context = build_context(dataset, configs.model, configs.expert, cache_dir=spec.cache_dir,
+                                    encode_progress=tracker.on_encode)
             for budget in spec.budgets:  # before minutes of expert training, not after
                 check_budget(context, budget)
-            job.update(message="training the expert recommender (cached after the first time)")
-            context.expert()
-            store = _JobRunStore(runs_dir, job)
             pairs = spec.pairs()
+            students = len(configs.student.seeds) * len(configs.student.architectures)
+            titles = [f"{method} n={budget}" for method, budget in pairs]
+            current = {"pair": None}
+            store = _JobRunStore(runs_dir, job, lambda run: evaluation_phase(
+                tracker, run, titles[current["pair"]] if current["pair"] is not None else "", current["pair"],
+                students, configs.expert.epochs))
+            # Whether this job trains the reference or reuses one: the run count says so from the start.
+            train_reference = spec.reference and store.find_reference(
+                run_config(context, FULL, None, None, configs.student),
+                architectures=configs.student.architectures) is None
+            job.update(total_runs=len(pairs) + int(train_reference),
+                       reference="to train" if train_reference else ("reused" if spec.reference else "off"))
+            if needs_expert(spec.methods):  # methods that never use it do not train it
+                job.update(message="training the expert recommender (cached after the first time)")
+                tracker.start("expert", "training the expert recommender (cached after the first time)",
+                              configs.expert.epochs, "epochs")
+                context.on_expert_epoch = tracker.on_expert_epoch
+                context.expert()
             for index, (method, budget) in enumerate(pairs):
                 if job.stop_requested():
                     raise _Cancelled()
+                current["pair"] = index
                 job.update(status="running", message=f"{method} n={budget} ({index + 1} of {len(pairs)})",
                            done_runs=index)
+                tracker.start("distill", f"{titles[index]}: distilling", None, "", index)
+                on_event = tracker.run_events(index, titles[index], quick_students(configs.methods[method]))
                 if spec.resume_run:  # the run exists already: tell the job about it as create() would
                     resumed = store.get(spec.resume_run)
-                    job.update(current_run=resumed.id, run_ids=[resumed.id], message=f"{method}: resuming {resumed.id}")
+                    job.update(run_ids=[], started_pairs=[])
+                    store.started(resumed, f"{method}: resuming {resumed.id}")
                     run_method(context, method, budget, configs.methods[method], configs.student, store,
-                               resume_run=resumed)
+                               resume_run=store.reporting(resumed), on_event=on_event, progress=tracker.student_line)
                     continue
-                run_method(context, method, budget, configs.methods[method], configs.student, store)
+                run_method(context, method, budget, configs.methods[method], configs.student, store,
+                           on_event=on_event, progress=tracker.student_line)
+            tracker.finish()
             job.update(done_runs=len(pairs))
-            if spec.reference and not job.stop_requested():
-                # A reference must hold every architecture of the job's students (each ratio is to its own).
-                if store.find_reference(run_config(context, FULL, None, None, configs.student),
-                                        architectures=configs.student.architectures) is None:
-                    job.update(status="running", message="full-data reference (cached after the first time)")
-                    record_full_run(context, configs.student, store)
+            if train_reference and not job.stop_requested():
+                current["pair"] = None
+                job.update(status="running", message="full-data reference (cached after the first time)")
+                record_full_run(context, configs.student, store, progress=tracker.reference_line)
+                tracker.finish()
+                job.update(done_runs=len(pairs) + 1, reference="trained")
+        tracker.finish()
         final = "stopped" if job.stop_requested() else "finished"
         job.update(status=final, message="stopped on request" if final == "stopped" else "done", current_run=None)
     except _Cancelled:
+        tracker.finish()
         job.update(status="stopped", message="stopped on request", current_run=None)
     except Exception as exc:  # the UI shows this one line; the traceback is in worker.log
         traceback.print_exc()
+        tracker.finish()
         job.update(status="failed", message=f"{exc.__class__.__name__}: {exc}", current_run=None)
 
 

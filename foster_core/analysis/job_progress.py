@@ -1,0 +1,195 @@
+"""A job's progress as the Distill page tells it: runs done of all (the full-data reference counted), the phase
+at work with its progress and time left, and the phases still to come with their time where this job's own
+finished phases allow an estimate (runs/job_phases.py says what the worker writes).
+
+Everything here reads a job's spec and state dict, so it is tested on hand-made states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..methods.registry import get_method, method_names, needs_expert
+from ..runs.evaluator import format_seconds
+from ..runs.job_phases import quick_students
+from ..runs.jobs import JobSpec, job_configs
+from .compare import run_title
+
+REFERENCE_TITLE = "full-data reference"
+# Phases whose total is an upper bound: early stopping may end them sooner.
+BOUNDED = ("expert", "reference")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One phase of a job's plan: what it is, for which (method, budget) pair, how many units it has."""
+
+    name: str
+    pair: int | None
+    label: str
+    count: int | None = None
+
+
+@dataclass
+class PhaseView:
+    label: str
+    done: int
+    total: int | None
+    unit: str
+    elapsed: float  # seconds in this phase so far
+    left: float | None  # seconds left in it, when they can be estimated
+    bounded: bool = False  # `total` (and so `left`) is an upper bound
+
+    @property
+    def fraction(self) -> float | None:
+        return min(max(self.done / self.total, 0.0), 1.0) if self.total else None
+
+    def text(self) -> str:
+        counted = f" — {self.done} of {self.total}{' at most' if self.bounded else ''} {self.unit}".rstrip() \
+            if self.total else ""
+        left = (f" · about {format_seconds(self.left)} left{' at most' if self.bounded else ''}"
+                if self.left is not None else f" · {format_seconds(self.elapsed)} so far")
+        return f"{self.label}{counted}{left}"
+
+
+@dataclass
+class JobProgress:
+    runs_done: int
+    runs_total: int
+    phase: PhaseView | None
+    to_come: list[tuple[str, float | None]] = field(default_factory=list)  # (label, estimated seconds or None)
+    reference: str = ""  # "to train", "trained", "reused", "off" or "" (a job from before this was recorded)
+
+    @property
+    def left(self) -> float | None:
+        """Seconds left for the phase at work and every phase to come that has an estimate (None: none has)."""
+        known = [s for _, s in self.to_come if s is not None]
+        if self.phase is not None and self.phase.left is not None:
+            known.append(self.phase.left)
+        return sum(known) if known else None
+
+    def runs_text(self) -> str:
+        reused = " · full-data reference reused from an earlier run" if self.reference == "reused" else ""
+        return f"runs done: {self.runs_done} of {self.runs_total}{reused}"
+
+    def then_text(self) -> str:
+        """The phases to come, in words: their time where estimated, and those that cannot be estimated yet."""
+        if not self.to_come:
+            return ""
+        unknown = [label for label, s in self.to_come if s is None]
+        if not unknown:
+            return f"Then: {', '.join(label for label, _ in self.to_come)} · about {format_seconds(self.left)} " \
+                   "left in all"
+        known = self.left
+        head = f"About {format_seconds(known)} left for what can be estimated so far; then: " if known else "Then: "
+        return head + ", ".join(label for label, _ in self.to_come) + " (time not known yet: " + \
+            ", ".join(unknown) + ")"
+
+
+def plan(spec: JobSpec, configs: dict[str, Any], students: int, reference_epochs: int,
+         train_reference: bool) -> list[Planned]:
+    """Every phase of a job, in the order the worker runs them."""
+    phases = [Planned("encode", None, "encoding item texts")]
+    if needs_expert(spec.methods):
+        phases.append(Planned("expert", None, "training the expert", reference_epochs))
+    for index, (method, budget) in enumerate(spec.pairs()):
+        title = run_title(method, budget)
+        phases.append(Planned("distill", index, f"{title}: start", 1))
+        config = configs[method]
+        if method in method_names() and get_method(method).loss_curves:
+            phases.append(Planned("steps", index, f"{title}: {config.steps} distillation steps", config.steps))
+        quick = quick_students(config)
+        if quick:
+            phases.append(Planned("select", index, f"{title}: {quick} quick students on held-out training data",
+                                  quick))
+        phases.append(Planned("students", index, f"{title}: {students} student{'s' if students > 1 else ''}",
+                              students))
+    if train_reference:
+        phases.append(Planned("reference", None, REFERENCE_TITLE, reference_epochs * students))
+    return phases
+
+
+def _same_kind(spec: JobSpec, a: dict, planned: Planned) -> bool:
+    """Whether a measured phase `a` predicts `planned`: same phase, and for a run's phases the same budget (and
+    the same method for its start and steps, whose cost is the method's own)."""
+    if a.get("name") != planned.name:
+        return False
+    if planned.pair is None or a.get("pair") is None:
+        return planned.pair is None and a.get("pair") is None
+    pairs = spec.pairs()
+    (method, budget), (other, other_budget) = pairs[planned.pair], pairs[a["pair"]]
+    return budget == other_budget and (method == other or planned.name in ("select", "students"))
+
+
+def estimate(spec: JobSpec, planned: Planned, measured: list[dict], students: int) -> float | None:
+    """Seconds a phase to come should take, from this job's measured phases of the same kind; the reference from
+    the expert's seconds per epoch (the same model on nearly the same sequences); None without a measure."""
+    for timing in reversed(measured):
+        if _same_kind(spec, timing, planned):
+            if planned.name == "distill":
+                return float(timing["seconds"])
+            if timing.get("done") and planned.count:
+                return timing["seconds"] / timing["done"] * planned.count
+    if planned.name == "reference":
+        expert = next((t for t in measured if t.get("name") == "expert" and t.get("done")), None)
+        if expert and planned.count:
+            return expert["seconds"] / expert["done"] * planned.count
+    return None
+
+
+def job_progress(spec: JobSpec, state: dict, now: float | None = None) -> JobProgress:
+    """The job's counts, current phase and phases to come, from its spec and state (`now`: unix time, for
+    the seconds a phase has been at work since the worker last wrote)."""
+    pairs = spec.pairs()
+    reference = state.get("reference", "")
+    train_reference = reference in ("to train", "trained") or (not reference and spec.reference)
+    total = state.get("total_runs", len(pairs) + int(train_reference))
+    status = state.get("status")
+    done = total if status == "finished" else min(int(state.get("done_runs", 0)), total)
+    try:
+        configs = job_configs(spec)
+    except (ValueError, KeyError):  # a job of a method or setting this version does not know: counts only
+        return JobProgress(done, total, None, [], reference)
+    students = len(configs.student.seeds) * len(configs.student.architectures)
+    phases = plan(spec, configs.methods, students, configs.expert.epochs, train_reference)
+    measured = list(state.get("timings") or [])
+    current = state.get("phase") or None
+    if status not in ("queued", "preparing", "running") or current is None:
+        return JobProgress(done, total, None, [], reference)
+    view = _phase_view(spec, current, measured, students, now)
+    position = next((i for i, p in enumerate(phases) if p.name == current.get("name") and p.pair == current.get("pair")),
+                    -1)
+    to_come = [(p.label, estimate(spec, p, measured, students)) for p in phases[position + 1:]]
+    return JobProgress(done, total, view, to_come, reference)
+
+
+def _phase_view(spec: JobSpec, current: dict, measured: list[dict], students: int, now: float | None) -> PhaseView:
+    """The phase at work: its count, and its time left from its own pace (or, before its first unit, from a
+    measured phase of the same kind)."""
+    name, phase_done, phase_total = current.get("name"), int(current.get("done") or 0), current.get("total")
+    elapsed_at_write = float(current.get("elapsed") or 0.0)
+    since = current.get("since")
+    live = (now if now is not None else time.time()) - since if isinstance(since, (int, float)) else elapsed_at_write
+    elapsed = max(elapsed_at_write, live)
+    left = None
+    if phase_total:
+        remaining = max(phase_total - phase_done, 0)
+        if phase_done > 0:
+            # The pace up to the last unit, less the time spent on the next one since.
+            left = max(elapsed_at_write / phase_done * remaining - (elapsed - elapsed_at_write), 0.0)
+        else:
+            planned = Planned(name, current.get("pair"), "", phase_total)
+            expected = estimate(spec, planned, measured, students)
+            if expected is not None:
+                left = max(expected - elapsed, 0.0)
+    return PhaseView(current.get("label", name or ""), phase_done, phase_total, current.get("unit", ""), elapsed,
+                     left, name in BOUNDED)
+
+
+def finished_text(progress: JobProgress, run_titles: list[str]) -> str:
+    """The banner of a finished job: how many runs, which, and whether the reference was reused."""
+    reused = "; the full-data reference was reused from an earlier run" if progress.reference == "reused" else ""
+    named = f" ({', '.join(run_titles)})" if run_titles else ""
+    return f"Finished: {progress.runs_done} of {progress.runs_total} run(s){named}{reused}."
