@@ -67,11 +67,13 @@ def test_the_map_s_neighbours_are_the_exact_cosine_neighbours_each_point_first()
 def test_position_table_names_item_texts_probabilities_and_nearest_texts(context):
     synthetic = distill(context, "random", 3)
     table = position_table(context, synthetic, 1)
-    assert len(table) == int(synthetic.mask[1].sum())
-    first = table.iloc[0]
-    assert first["input items (p)"].startswith("1.00  item number")
-    # A one-hot position's nearest real item text is its own item's text (cosine 1).
-    assert first["nearest real item texts"].splitlines()[0] == f"1.00  {first['top input item']}"
+    assert table["position"].unique().tolist() == list(range(int(synthetic.mask[1].sum())))
+    first = table[table["position"] == 0]
+    assert first["input item"].iloc[0].startswith("item number") and first["input p"].iloc[0] == 1.0
+    # A one-hot position: its item alone, then its three nearest real items, the item itself not among them.
+    assert first["input item"].tolist()[1:] == ["", ""] and first["input p"].iloc[1:].isna().all()
+    assert first["input item"].iloc[0] not in set(first["nearest real item (not itself)"])
+    assert first["similarity"].is_monotonic_decreasing and (first["similarity"] < 1.0 - 1e-6).all()
 
 
 def test_nearest_real_sequences_find_the_copied_sequence_first(context):

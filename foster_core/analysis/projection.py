@@ -9,6 +9,9 @@ then mapped to 2-D with UMAP (PCA for very few points). Fits are cached on disk,
 from __future__ import annotations
 
 import hashlib
+import html
+import re
+import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.atomic import atomic_write
+from ..core.copying import copy_report, top_input_sequences
 from ..core.data import item_counts
 from ..core.synthetic import SyntheticData, expected_embeddings
 from ..core.text_encoder import default_cache_dir
@@ -152,22 +156,45 @@ def cosine_neighbours(points: np.ndarray, k: int, chunk: int = 2048) -> tuple[np
     return np.concatenate(indices), np.concatenate(distances).astype(np.float32)
 
 
-def sequence_preview(texts: list[str], items: list[int] | np.ndarray, first: int = 3, width: int = 60) -> str:
-    """The first items of a sequence as short texts, for hover labels."""
-    shown = [texts[int(i)][:width] for i in list(items)[:first]]
+HOVER_WIDTH = 60  # characters per line of a hover label
+
+
+def wrap_for_hover(text: str, width: int = HOVER_WIDTH) -> str:
+    """A text whole, for a plotly hover label: HTML-escaped and wrapped with <br> between words or after a "|"
+    (MovieLens lists genres as "Action|Adventure|Sci-Fi"); a word longer than a line keeps a line of its own."""
+    lines, line = [], ""
+    for space, word in re.findall(r"(\s*)([^\s|]*\|+|[^\s|]+)", str(text)):
+        joined = line + (" " if space and line else "") + word
+        if line and len(joined) > width:
+            lines.append(line)
+            joined = word
+        line = joined
+    return "<br>".join(html.escape(part, quote=False) for part in [*lines, line] if part)
+
+
+def sequence_preview(texts: list[str], items: list[int] | np.ndarray, first: int = 3,
+                     width: int = HOVER_WIDTH) -> str:
+    """The first items of a sequence for a hover label: each item's whole text on lines of its own (wrapped
+    between words), then how many items follow."""
+    shown = [wrap_for_hover(f"{n + 1}. {texts[int(i)]}", width) for n, i in enumerate(list(items)[:first])]
     more = len(items) - len(shown)
-    return " → ".join(shown) + (f" → … (+{more})" if more > 0 else "")
+    return "<br>".join(shown) + (f"<br>… and {more} more" if more > 0 else "")
+
+
+def sequence_label(texts: list[str], items: list[int] | np.ndarray, width: int = 70) -> str:
+    """A one-line plain label of a sequence (its first items' texts, cut between words), for a pick list."""
+    joined = " → ".join(texts[int(i)] for i in list(items)[:3])
+    return joined if len(joined) <= width else textwrap.shorten(joined, width, placeholder=" …")
 
 
 def synthetic_first_items(synthetic: SyntheticData, j: int) -> list[int]:
     """The most probable input item of each real position of synthetic sequence j."""
-    top, _ = synthetic.top_items("input", 1)
-    return [int(top[j, t, 0]) for t in synthetic.mask[j].nonzero().flatten().tolist()]
+    return top_input_sequences(synthetic)[j].tolist()
 
 
 def map_frame(context: DistillContext, synthetic: SyntheticData, space: str, config: MapConfig | None = None,
               cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Everything the map draws: one row per point (x, y, source, index, hover text), plus the embeddings
+    """Everything the map draws: one row per point (x, y, source, index, hover text, one-line label), plus the embeddings
     (real, synthetic) for nearest-neighbour look-ups."""
     config = config or MapConfig()
     if space not in SPACES:
@@ -177,40 +204,67 @@ def map_frame(context: DistillContext, synthetic: SyntheticData, space: str, con
     syn = synthetic_embeddings(context, synthetic, space)
     coords = project_2d(np.concatenate([real, syn]), config, cache_dir)
     texts = context.dataset.item_texts
-    rows = [{"source": "real", "index": int(i), "hover": sequence_preview(texts, context.train[i])} for i in indices]
-    rows += [{"source": "synthetic", "index": j, "hover": sequence_preview(texts, synthetic_first_items(synthetic, j))}
-             for j in range(synthetic.num_sequences)]
+    rows = [{"source": "real", "index": int(i), "hover": sequence_preview(texts, context.train[i]),
+             "label": sequence_label(texts, context.train[i])} for i in indices]
+    rows += [{"source": "synthetic", "index": j, "hover": sequence_preview(texts, items),
+              "label": sequence_label(texts, items)} for j, items in enumerate(top_input_sequences(synthetic))]
     frame = pd.DataFrame(rows)
     frame["x"], frame["y"] = coords[:, 0], coords[:, 1]
     return frame, real, syn
 
 
+POSITION_COLUMNS = ["position", "rank", "input item", "input p", "next-item label", "label p",
+                    "nearest real item (not itself)", "similarity"]
+
+
 def position_table(context: DistillContext, synthetic: SyntheticData, j: int, k: int = 3,
                    neighbours: int = 3) -> pd.DataFrame:
-    """Synthetic sequence j position by position: the top-k input and label items with their texts and
-    probabilities, and the real items whose texts are nearest to the position's expected input text."""
+    """Synthetic sequence j position by position, one row per (position, rank): the rank-th most probable input
+    item and next-item label (text and probability, empty past a position's last item with probability above
+    0), and the rank-th real item whose text is nearest to the position's expected input text, leaving out the
+    position's own input items (a one-hot position would otherwise find itself at similarity 1.00)."""
     texts = context.dataset.item_texts
     in_items, in_probs = synthetic.top_items("input", k)
     lab_items, lab_probs = synthetic.top_items("label", k)
     expected = F.normalize(position_text_embeddings(context, synthetic)[j], dim=-1)
-    nearest = (expected @ F.normalize(context.text_embeddings.float(), dim=-1).T).topk(
-        min(neighbours, context.num_items), dim=-1)
+    similarity = expected @ F.normalize(context.text_embeddings.float(), dim=-1).T  # (L, M)
 
-    def listing(items: torch.Tensor, probs: torch.Tensor, t: int) -> str:
-        return "\n".join(f"{float(p):.2f}  {texts[int(i)]}" for i, p in zip(items[j, t], probs[j, t]) if float(p) > 0)
+    def listing(items: torch.Tensor, probs: torch.Tensor, t: int) -> list[tuple[int, float]]:
+        return [(int(i), float(p)) for i, p in zip(items[j, t], probs[j, t]) if float(p) > 0]
 
     rows = []
     for position, t in enumerate(synthetic.mask[j].nonzero().flatten().tolist()):
-        rows.append({
-            "position": position,
-            "input items (p)": listing(in_items, in_probs, t),
-            "next-item label (p)": listing(lab_items, lab_probs, t),
-            "nearest real item texts": "\n".join(f"{float(s):.2f}  {texts[int(i)]}"
-                                                 for i, s in zip(nearest.indices[t], nearest.values[t])),
-            "top input item": texts[int(in_items[j, t, 0])],
-            "top input p": round(float(in_probs[j, t, 0]), 4),
-        })
-    return pd.DataFrame(rows)
+        inputs, labels = listing(in_items, in_probs, t), listing(lab_items, lab_probs, t)
+        own = {i for i, _ in inputs}
+        ranked = similarity[t].topk(min(neighbours + len(own), context.num_items))
+        near = [(int(i), float(v)) for i, v in zip(ranked.indices, ranked.values) if int(i) not in own][:neighbours]
+        for rank in range(max(len(inputs), len(labels), len(near))):
+            cells = [_ranked_cell(found, rank, texts) for found in (inputs, labels, near)]
+            rows.append(dict(zip(POSITION_COLUMNS, (position, rank + 1, *(v for c in cells for v in c)))))
+    return pd.DataFrame(rows, columns=POSITION_COLUMNS)
+
+
+def _ranked_cell(found: list[tuple[int, float]], rank: int, texts: list[str]) -> tuple[str, float]:
+    """(text, value) of the rank-th (item, value) of a position's list, or ("", NaN) past its end."""
+    return (texts[found[rank][0]], round(found[rank][1], 4)) if rank < len(found) else ("", np.nan)
+
+
+def position_view(table: pd.DataFrame) -> "pd.io.formats.style.Styler":
+    """The position table for reading: the position number on its first row only, a rule above each new
+    position and every other position shaded, probabilities and similarities to two decimals, blanks empty."""
+    first = (table["rank"] == 1).to_numpy()
+    shown = table.drop(columns=["rank"]).assign(
+        position=[str(p) if f else "" for p, f in zip(table["position"], first)])
+    group = np.cumsum(first) - 1
+
+    def row_style(row: pd.Series) -> list[str]:
+        at = table.index.get_loc(row.name)
+        css = "border-top: 2px solid #555;" if first[at] and at > 0 else ""
+        css += "background-color: rgba(27, 79, 156, 0.06);" if group[at] % 2 else ""
+        return [css] * len(row)
+
+    numbers = {c: "{:.2f}" for c in ("input p", "label p", "similarity")}
+    return shown.style.apply(row_style, axis=1).format(numbers, na_rep="").hide(axis="index")
 
 
 def nearest_real_sequences(context: DistillContext, real: np.ndarray, indices: np.ndarray, query: np.ndarray,
@@ -221,8 +275,63 @@ def nearest_real_sequences(context: DistillContext, real: np.ndarray, indices: n
     texts = context.dataset.item_texts
     return pd.DataFrame([{"real sequence": int(indices[o]), "similarity": round(float(similarity[o]), 3),
                           "length": len(context.train[indices[o]]),
-                          "first items": sequence_preview(texts, context.train[indices[o]], first=4)}
+                          "first items": " → ".join(texts[int(i)] for i in context.train[indices[o]][:4])}
                          for o in order])
+
+
+COPY_COLUMNS = {  # the "How close to real users?" table: column -> what it holds, for the page's help texts
+    "synthetic sequence": "The synthetic sequence's number (as on the map and in the pick list).",
+    "positions": "Its positions (padding left out).",
+    "nearest real user": "The training sequence holding the most of its positions' most probable input items "
+                         "(ties: the longer copied run, then the lower number).",
+    "positions shared": "Share of its positions whose most probable input item appears in that real user's "
+                        "sequence.",
+    "longest copied run": "The most consecutive positions that repeat that real user's items in the same order.",
+    "longest run, any user": "The same with whichever real user gives the longest run (packed sequences hold "
+                             "several users end to end).",
+    "user of that run": "The training sequence of that longest run.",
+}
+
+
+def run_copying(results: dict | None, synthetic: SyntheticData, real: list[np.ndarray]) -> dict:
+    """How closely a run's synthetic data copies real users: as its results recorded it, or (results from
+    before they did) computed now from the synthetic data and the training split."""
+    recorded = (results or {}).get("copying")
+    return recorded if recorded else copy_report(synthetic, real).to_dict()
+
+
+def copy_table(copying: dict) -> pd.DataFrame:
+    """One row per synthetic sequence, the columns of COPY_COLUMNS (a missing real user is left empty)."""
+    rows = copying.get("rows", [])
+    values = {"synthetic sequence": "synthetic", "positions": "positions", "nearest real user": "nearest_real",
+              "positions shared": "share", "longest copied run": "run", "longest run, any user": "longest_run",
+              "user of that run": "longest_run_real"}
+    frame = pd.DataFrame({column: [row.get(key) for row in rows] for column, key in values.items()},
+                         columns=list(COPY_COLUMNS))
+    for column in ("nearest real user", "user of that run"):
+        frame[column] = frame[column].astype("Int64")  # a whole number, or empty where no real user shares an item
+    return frame
+
+
+def with_copying(frame: pd.DataFrame, copying: dict) -> pd.DataFrame:
+    """The map's frame with each synthetic point's `share` of positions in its nearest real user and its
+    `longest run` copied from any real user (empty for real points), its hover text saying both."""
+    by_index = {row["synthetic"]: row for row in copying.get("rows", [])}
+    synthetic = (frame["source"] == "synthetic").to_numpy()
+    rows = [by_index.get(int(i)) if s else None for i, s in zip(frame["index"], synthetic)]
+    share = [r["share"] if r else np.nan for r in rows]
+    longest = [r["longest_run"] if r else np.nan for r in rows]
+    hover = [h + copy_hover(r) if r else h for h, r in zip(frame["hover"], rows)]
+    return frame.assign(share=share, **{"longest run": longest, "hover": hover})
+
+
+def copy_hover(row: dict) -> str:
+    """The hover lines of a synthetic point about copying: its share in the nearest real user, its longest run."""
+    if row.get("nearest_real") is None:
+        return "<br><b>copies no real user</b>: none of its items is in the training data"
+    return (f"<br><b>{row['share']:.0%} of positions</b> in real #{row['nearest_real']}; "
+            f"<b>longest copied run</b> {row['longest_run']} items"
+            + (f" (real #{row['longest_run_real']})" if row["longest_run_real"] != row["nearest_real"] else ""))
 
 
 def item_mass(synthetic: SyntheticData, num_items: int) -> np.ndarray:

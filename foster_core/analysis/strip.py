@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.synthetic import SyntheticData
+from .projection import HOVER_WIDTH, wrap_for_hover
 
 REST = "rest"  # the rank label of a position's mass outside its top items
 STRIP_COLUMNS = ["position", "rank", "item", "text", "p"]
@@ -19,10 +20,11 @@ def rank_label(rank: int) -> str:
 
 
 def position_strip(synthetic: SyntheticData, j: int, texts: list[str], k: int = 3,
-                   text_width: int = 80) -> pd.DataFrame:
+                   text_width: int = HOVER_WIDTH) -> pd.DataFrame:
     """Synthetic sequence j as rows (position, rank, item, text, p): its k most probable input items at each real
     position (positions numbered from 0 as in the position table), then one `rest` row with the remaining mass
-    (item -1, no text). Items with probability 0 are left out; texts are cut to `text_width` characters."""
+    (item -1, no text). Items with probability 0 are left out; texts are whole, for hover labels: HTML-escaped
+    and wrapped between words with <br> at `text_width` characters."""
     items, probs = synthetic.top_items("input", k)
     rows = []
     for position, t in enumerate(synthetic.mask[j].nonzero().flatten().tolist()):
@@ -30,9 +32,8 @@ def position_strip(synthetic: SyntheticData, j: int, texts: list[str], k: int = 
         for rank, (item, p) in enumerate(zip(items[j, t].tolist(), probs[j, t].tolist()), start=1):
             if p <= 0:
                 continue
-            text = texts[int(item)]
             rows.append({"position": position, "rank": rank_label(rank), "item": int(item),
-                         "text": text if len(text) <= text_width else text[: text_width - 1] + "…", "p": float(p)})
+                         "text": wrap_for_hover(texts[int(item)], text_width), "p": float(p)})
             kept += float(p)
         # Rounding can make the top items sum to a hair over 1; a negative slice would draw below the axis.
         rows.append({"position": position, "rank": REST, "item": -1, "text": "", "p": max(0.0, 1.0 - kept)})
