@@ -89,11 +89,12 @@ def test_running_and_queued_rows_say_their_status_instead_of_a_row_of_dashes():
     assert status_label("running", "evaluate") == "running (training)" and status_label(QUEUED) == "queued"
     rows = pd.DataFrame([
         {"run": "f", "method": "full", "budget": None, "status": "finished", "ndcg@10": 0.05, "ndcg@10 std": 0.0,
-         "ndcg@10 / full": 1.0, "seeds": 3, "student train s": 20.0},
+         "ndcg@10 / full": 1.0, "seeds": 3, "student train s": 20.0, "distill s": 0.0},
         {"run": "r", "method": "foster", "budget": 20, "status": "running", "phase": "evaluate"},
         {"run": "", "method": "foster", "budget": 50, "status": QUEUED}])
     shown = side_by_side(visible_rows(rows, False))
     assert list(shown["status"]) == ["done", "running (training)", "queued"]
+    assert shown.iloc[0]["making data (s)"] == "–"  # full data is not made: its 0 s would read as free
     for line in (1, 2):  # no numbers yet: empty cells, not "–"
         assert set(shown.iloc[line][DEFAULT_COLUMNS[3:]]) == {""}
     assert list(shown.columns) == DEFAULT_COLUMNS and len(DEFAULT_COLUMNS) == 8

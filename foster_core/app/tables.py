@@ -124,6 +124,7 @@ def side_by_side(rows: pd.DataFrame, more: bool = False) -> pd.DataFrame:
     shown["preset"] = rows["preset"].fillna("").replace("", MISSING) if "preset" in rows else MISSING
     shown["created"] = rows["created"].fillna("").replace("", MISSING) if "created" in rows else MISSING
     shown["run id"] = rows["run"].fillna("").replace("", MISSING)
+    shown.loc[(rows["method"] == FULL).to_numpy(), "making data (s)"] = MISSING  # all the data: nothing to make
     pending = rows["status"].isin(PENDING_STATUSES).to_numpy()
     numbers = [*RATIO_CELLS.values(), *MEAN_STD_CELLS.values(), *(n for n, _ in NUMBER_CELLS.values()),
                "share of training data"]
