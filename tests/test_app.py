@@ -241,12 +241,17 @@ def test_quick_distillation_from_the_distill_page_reaches_compare_explore_and_ex
     assert not explore.exception
     positions = explore.table[0].value  # a static table: texts wrap and every column shows (defect 7)
     assert "Synthetic sequence #2" in [h.value for h in explore.subheader][0]
-    assert positions["input items (p)"].str.contains("item number").all()
-    assert positions["nearest real item texts"].str.contains("of the cycle").all()
+    firsts = positions[positions["position"] != ""]  # one row per item; a position's number on its first row
+    assert firsts["input item"].str.contains("item number").all() and (firsts["input p"] > 0).all()
+    assert positions["nearest real item (not itself)"].str.contains("of the cycle").all()
+    # How close each synthetic sequence comes to a real user, as the run's results recorded it.
+    assert "How close to real users?" in [h.value for h in explore.subheader]
+    summary = foster_run.results["copying"]["summary"]
+    assert len(explore.dataframe[0].value) == 5 and any(summary in m.value for m in explore.markdown)
     # The whole sequence at a glance above the table: one stacked bar per position, item texts on hover.
     [strip] = [json.loads(c.proto.spec) for c in explore.get("plotly_chart") if "per position" in c.proto.spec]
     assert strip["layout"]["barmode"] == "stack" and strip["data"][0]["name"] == "1st item"
-    assert len(strip["data"][0]["customdata"]) == len(positions)
+    assert len(strip["data"][0]["customdata"]) == len(firsts)
     assert all("item number" in text for text in strip["data"][0]["customdata"])
 
     export = open_app("Export", {"export_run": foster_run.id})

@@ -197,7 +197,9 @@ FIND_DOT = """() => {
 
 def check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(page) -> None:
     """Defects 1 and 7: Explore opens on the finished run, a click (not only a lasso) picks a sequence, the map
-    rings it, and the position table shows every column, the nearest real item texts included, at 1400 px."""
+    rings it, and the position table shows every column, the nearest real items included, at 1400 px. How close
+    each synthetic sequence comes to a real user: the map's colour bar and the copying table's columns in view,
+    and the page under 2,500 px tall."""
     assert "Synthetic sequence #0" in page.locator("h3").all_inner_texts()[0]
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     dot = page.evaluate(FIND_DOT)
@@ -211,9 +213,23 @@ def check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(pag
     wait_until_drawn(page, 2)
     names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
     assert f"selected #{dot['id']}" in names  # the ring drawn around the chosen dot
-    header = page.get_by_role("columnheader", name="nearest real item texts")
-    box = header.bounding_box()
-    assert box is not None and box["x"] + box["width"] <= 1400
+    assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData"
+                         ".find(t => t.name === 'synthetic').marker.showscale")  # dots coloured by copying, a bar
+    for column in ("input p", "nearest real item (not itself)", "similarity"):
+        box = page.get_by_role("columnheader", name=column, exact=True).first.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1400, column
+    page.wait_for_selector('[data-testid="stDataFrame"] [role="columnheader"]', state="attached", timeout=30_000)
+    # The copying table is a data grid (a canvas); its accessibility table names the columns drawn in view.
+    [copies] = [g for g in page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]'),
+        grid => ({right: grid.getBoundingClientRect().right,
+                  columns: Array.from(grid.querySelectorAll('[role="columnheader"]'), h => h.innerText.trim())}))""")
+                if "positions shared" in g["columns"]]
+    drawn = copies["columns"]
+    assert copies["right"] <= 1400 and page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+    for column in ("nearest real user", "positions shared", "longest copied run", "longest run, any user"):
+        assert column in drawn, f"{column} is not drawn at 1400 px: {list(drawn)}"
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+    assert height <= 2500, f"Explore is {height} px tall"
     page.screenshot(path=str(SHOTS / "explore-click.png"), full_page=True)
 
 
