@@ -118,7 +118,8 @@ st.plotly_chart(figure, width="stretch", on_select=on_map_select, selection_mode
 st.caption(f"{len(real_rows):,} of {len(context.train):,} real sequences shown"
            + (" (a random sample)" if len(real_rows) < len(context.train) else "")
            + f"; {len(syn_rows)} synthetic, coloured by the share of their positions found in one real user's "
-             "sequence (**How close to real users?** below). Click a coloured dot, or lasso/box-select, to inspect one.")
+             "sequence (**How close to real users?** below). Click a coloured dot, or lasso/box-select, to "
+             "inspect one.")
 
 if st.session_state.get("explore_picked_count", 0) > 1:
     st.caption(f"{st.session_state['explore_picked_count']} synthetic sequences selected; showing the first. "

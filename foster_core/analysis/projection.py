@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pandas.io.formats.style import Styler
 
 from ..core.atomic import atomic_write
 from ..core.copying import copy_report, top_input_sequences
@@ -187,15 +188,10 @@ def sequence_label(texts: list[str], items: list[int] | np.ndarray, width: int =
     return joined if len(joined) <= width else textwrap.shorten(joined, width, placeholder=" …")
 
 
-def synthetic_first_items(synthetic: SyntheticData, j: int) -> list[int]:
-    """The most probable input item of each real position of synthetic sequence j."""
-    return top_input_sequences(synthetic)[j].tolist()
-
-
 def map_frame(context: DistillContext, synthetic: SyntheticData, space: str, config: MapConfig | None = None,
               cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Everything the map draws: one row per point (x, y, source, index, hover text, one-line label), plus the embeddings
-    (real, synthetic) for nearest-neighbour look-ups."""
+    """Everything the map draws: one row per point (x, y, source, index, hover text, one-line label), plus the
+    embeddings (real, synthetic) for nearest-neighbour look-ups."""
     config = config or MapConfig()
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, not {space!r}")
@@ -249,7 +245,7 @@ def _ranked_cell(found: list[tuple[int, float]], rank: int, texts: list[str]) ->
     return (texts[found[rank][0]], round(found[rank][1], 4)) if rank < len(found) else ("", np.nan)
 
 
-def position_view(table: pd.DataFrame) -> "pd.io.formats.style.Styler":
+def position_view(table: pd.DataFrame) -> Styler:
     """The position table for reading: the position number on its first row only, a rule above each new
     position and every other position shaded, probabilities and similarities to two decimals, blanks empty."""
     first = (table["rank"] == 1).to_numpy()
@@ -364,8 +360,8 @@ def coverage_summary(context: DistillContext, synthetic: SyntheticData) -> dict[
     return {
         "real catalogue coverage": len(real_items) / context.num_items,
         "synthetic catalogue coverage (p ≥ 0.01)": synthetic.coverage(context.num_items),
-        "synthetic distinct top items": len(set(np.concatenate(
-            [synthetic_first_items(synthetic, j) for j in range(synthetic.num_sequences)]).tolist())),
+        "synthetic distinct top items": len(np.unique(np.concatenate([np.zeros(0, dtype=np.int64),
+                                                                     *top_input_sequences(synthetic)]))),
     }
 
 

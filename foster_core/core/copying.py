@@ -67,8 +67,9 @@ class CopyReport:
         if not n:
             return "No synthetic sequences to compare with real users."
         copying = self.copying_sequences
-        return (f"{copying} of {n} synthetic sequence{'' if n == 1 else 's'} "
-                f"cop{'ies' if copying == 1 else 'y'} {self.threshold} or more consecutive items of one real user; "
+        verb = "copies" if 1 in (copying, n) else "copy"  # "1 of 20 ... copies", "3 of 20 ... copy"
+        return (f"{copying} of {n} synthetic sequence{'' if n == 1 else 's'} {verb} {self.threshold} or more "
+                f"consecutive items of one real user; "
                 f"on average {self.mean_share:.0%} of a synthetic sequence's positions appear in its nearest real "
                 f"user's sequence.")
 
