@@ -78,8 +78,8 @@ def main() -> None:
           flush=True)
     report = {"dataset": dataset.name, "budget": args.budget, "truncate_histories": args.truncate_histories,
               "expert_seconds": context.expert_seconds, "rows": []}
-    for label in args.labels:
-        for method in ("teacher", "foster_start"):
+    for method in ("teacher", "foster_start"):  # one method's settings side by side first
+        for label in args.labels:
             row = {"method": method, **label, "holdout": [], "seconds": 0.0}
             started = time.perf_counter()
             for seed in range(args.seeds):
