@@ -95,7 +95,7 @@ def test_the_distill_page_takes_methods_help_and_settings_from_the_registry(stud
     inputs = {w.key[len(prefix):]: w for kind in ("number_input", "selectbox", "checkbox", "text_input")
               for w in distill.get(kind) if (w.key or "").startswith(prefix)}
     assert set(inputs) == {f.name for f in fields(get_method("foster").config_class)}
-    assert inputs["steps"].value == PRESETS["quick"].distill["steps"] == 40
+    assert inputs["steps"].value == PRESETS["quick"].distill["steps"] == 20
     assert inputs["init_selection"].options == list(SELECTIONS)
     assert inputs["init_packing"].options == list(PACKING)
     assert inputs["device"].options == ["auto", "cpu", "cuda"]

@@ -2,6 +2,8 @@
 reference, every phase with its count and time left, the phases to come estimated from the job's own
 measured phases, plain words for real-data runs, and what the worker's phase tracker writes."""
 
+import copy
+
 import pytest
 
 from foster_core.analysis.job_progress import finished_text, job_progress
@@ -9,17 +11,22 @@ from foster_core.analysis.progress import run_progress
 from foster_core.app import forms
 from foster_core.methods import get_method
 from foster_core.methods.events import CandidateScored, ReferenceScored, StepEvent
+from foster_core.core.training import TrainConfig
+from foster_core.runs.evaluator import EpochReporter
 from foster_core.runs.job_phases import PhaseTracker, ReportingRun, quick_students
 from foster_core.runs.jobs import JobQueue, JobSpec
-from foster_core.runs.presets import PRESETS
 from foster_core.runs.run_store import RunStore
 
 
+# A quick job by hand (not the preset, whose numbers may change): 40 steps, candidates at 0, 20 and 40.
+DISTILL = {"steps": 40, "log_every": 2, "checkpoint_every": 20, "reset_every": 20, "select_every": 20,
+           "select_epochs": 30}
+
+
 def quick_spec(**changes) -> JobSpec:
-    """The quick preset's job: foster then random at n=20, one student, the reference."""
-    preset = PRESETS["quick"]
-    values = dict(dataset="movielens", methods=["foster", "random"], budgets=[20], distill=dict(preset.distill),
-                  student={**preset.student, "seeds": [0]}, expert=dict(preset.expert), reference=True, preset="quick")
+    """foster then random at n=20, one student, a 10-epoch expert and the reference."""
+    values = dict(dataset="movielens", methods=["foster", "random"], budgets=[20], distill=DISTILL,
+                  student={"seeds": [0], "epochs": 100}, expert={"epochs": 10}, reference=True, preset="quick")
     return JobSpec(**{**values, **changes})
 
 
@@ -32,9 +39,8 @@ def timing(name, pair, done, total, seconds):
     return {"name": name, "pair": pair, "done": done, "total": total, "unit": "", "seconds": seconds}
 
 
-EXPERT_EPOCHS = PRESETS["quick"].expert["epochs"]
-STEPS = PRESETS["quick"].distill["steps"]
-QUICK = quick_students(get_method("foster").config(PRESETS["quick"].distill))
+EXPERT_EPOCHS, STEPS = 10, 40
+QUICK = quick_students(get_method("foster").config(DISTILL))
 
 
 def test_the_quick_students_are_one_per_candidate_and_one_for_teacher():
@@ -128,6 +134,8 @@ def test_a_deleted_run_still_counts_as_started_not_as_skipped(tmp_path):
     job.update(status="stopped", run_ids=[run.id], started_pairs=[["foster", 20]])
     queue.store.delete(run.id)
     assert forms.skipped_runs(job, queue.store) == ["random n=20"]
+    job.update(reference="to train")  # the reference it was to train never started either
+    assert forms.skipped_runs(job, queue.store) == ["random n=20", "full-data reference"]
 
 
 def test_the_charts_show_the_latest_run_with_curves_while_later_runs_work(tmp_path):
@@ -149,10 +157,14 @@ def test_the_charts_show_the_latest_run_with_curves_while_later_runs_work(tmp_pa
 
 def test_the_tracker_writes_each_phase_and_keeps_the_finished_ones_timings(tmp_path):
     writes, now = [], [0.0]
-    tracker = PhaseTracker(lambda **state: writes.append(state), clock=lambda: now[0])
+    tracker = PhaseTracker(lambda **state: writes.append(copy.deepcopy(state)), clock=lambda: now[0])
     tracker.start("encode", "encoding item texts", 100, "item texts")
     now[0] = 0.1
-    tracker.on_encode(50, 100)  # too soon after the last write to write again
+    tracker.on_encode(50, 100)  # the first unit done: written at once
+    assert writes[-1]["phase"]["done"] == 50
+    now[0] = 0.2
+    tracker.on_encode(60, 100)  # too soon after the last write to write again
+    assert writes[-1]["phase"]["done"] == 50
     now[0] = 2.0
     tracker.on_encode(100, 100)
     assert writes[-1]["phase"]["done"] == 100 and writes[-1]["phase"]["elapsed"] == 2.0
@@ -184,7 +196,9 @@ def test_the_tracker_writes_each_phase_and_keeps_the_finished_ones_timings(tmp_p
 
     # The reference counts epochs over its students, from their progress lines.
     tracker.start("reference", "full-data reference", 2 * 5, "epochs", None, epochs=5)
-    tracker.reference_line("full-data student 1/2: epoch 3, loss 7.1000, NDCG@10 0.0300 (best ...)")
+    lines = []  # the reference's epoch lines, as its students write them
+    EpochReporter("full-data student 1/2", TrainConfig(epochs=5), lines.append)({"epoch": 3, "loss": 7.1, "seconds": 6.0})
+    tracker.reference_line(lines[-1])
     assert tracker.phase["done"] == 3
     tracker.reference_line("full-data student 1/2: test NDCG@10 0.0400; training 9.0 s, evaluation 1.0 s")
     tracker.reference_line("full-data student 2/2: epoch 1, loss 7.0000")

@@ -159,8 +159,8 @@ def job_progress(spec: JobSpec, state: dict, now: float | None = None) -> JobPro
     if status not in ("queued", "preparing", "running") or current is None:
         return JobProgress(done, total, None, [], reference)
     view = _phase_view(spec, current, measured, students, now)
-    position = next((i for i, p in enumerate(phases) if p.name == current.get("name") and p.pair == current.get("pair")),
-                    -1)
+    position = next((i for i, p in enumerate(phases)
+                     if p.name == current.get("name") and p.pair == current.get("pair")), -1)
     to_come = [(p.label, estimate(spec, p, measured, students)) for p in phases[position + 1:]]
     return JobProgress(done, total, view, to_come, reference)
 

@@ -113,8 +113,8 @@ class HoldoutQuality:
 QUALITY_HELP = ("Each point: NDCG@10 on held-out training data (each training sequence's last item, never the "
                 "validation or test items) of a quick student trained on the synthetic data as it was at that "
                 "step. Healthy: the checkpoints sit at or above the start line (distillation did not make the "
-                "synthetic data worse), and teacher — real sequences with the expert's labels — is the bar to beat. "
-                "The axis starts at 0, so small differences look small.")
+                "synthetic data worse), and teacher — real sequences with the expert's labels — is the bar to "
+                "beat. The axis starts at 0, so small differences look small.")
 
 
 def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,

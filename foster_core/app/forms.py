@@ -19,7 +19,7 @@ from ..methods.sparse import INIT_LABELS, PACKING
 from ..runs.evaluator import StudentConfig
 from ..runs.jobs import JobSpec, job_configs, job_spec
 from ..runs.presets import Preset
-from ..runs.run_store import Run, RunNotFound, RunStore
+from ..runs.run_store import FULL, Run, RunNotFound, RunStore
 
 DEVICES = ("auto", "cpu", "cuda")
 # Config fields whose values come from a fixed list: drawn as select boxes, not free text.
@@ -138,8 +138,9 @@ def interrupted_note(run: Run) -> str:
 
 
 def skipped_runs(job, store: RunStore) -> list[str]:
-    """The (method, budget) runs of a stopped job that never started, as 'method n=budget'. The job's state
-    says which it started (a run deleted since still counts as started); older jobs are read from the store."""
+    """The runs of a stopped job that never started, as 'method n=budget' (and the full-data reference it was
+    to train). The job's state says which it started (a run deleted since still counts as started); older
+    jobs are read from the store."""
     recorded = (getattr(job, "state", None) or {}).get("started_pairs")
     if recorded is not None:
         started = {(method, budget) for method, budget in recorded}
@@ -151,7 +152,10 @@ def skipped_runs(job, store: RunStore) -> list[str]:
             except RunNotFound:
                 continue
             started.add((config.get("method"), config.get("budget")))
-    return [run_title(method, budget) for method, budget in job.spec.pairs() if (method, budget) not in started]
+    skipped = [run_title(method, budget) for method, budget in job.spec.pairs() if (method, budget) not in started]
+    if recorded is not None and job.state.get("reference") == "to train" and not any(m == FULL for m, _ in started):
+        skipped.append("full-data reference")
+    return skipped
 
 
 def browsing_order(runs: list[Run]) -> list[Run]:

@@ -228,5 +228,6 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
 
 
 register(MethodSpec("foster", distill_foster, FosterConfig, resumable=True, loss_curves=True,
-                    help="FOSTER: soft sequences learned by first-order penalty updates from a K-Center start "
-                         "with the expert's labels, item subsets, trajectory resets and L_r"))
+                    help="FOSTER: soft synthetic sequences learned step by step from a diverse set of real "
+                         "sequences (K-Center) labelled by the expert, with sampled item subsets, restarts along "
+                         "the expert's training and a text-smoothness penalty (first-order penalty updates, L_r)"))

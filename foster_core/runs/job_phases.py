@@ -64,11 +64,12 @@ class PhaseTracker:
         """The phase has `done` of its units done; `elapsed` is its own measure of seconds, when it has one."""
         if self.phase is None:
             return
+        first = self.phase["done"] == 0  # written at once: the page's pace and time left start from it
         self.phase["done"] = int(done)
         if total is not None:
             self.phase["total"] = int(total)
         self.phase["elapsed"] = float(elapsed if elapsed is not None else self.clock() - self._started)
-        self._write(force=self.phase["total"] is not None and done >= self.phase["total"])
+        self._write(force=first or (self.phase["total"] is not None and done >= self.phase["total"]))
 
     def finish(self) -> None:
         """The current phase has ended: its seconds join the timings."""
