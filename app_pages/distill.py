@@ -130,6 +130,8 @@ def show_run(run_id: str, in_job: bool = False) -> None:
     progress = run_progress(run)
     method = run.config.get("method")
     label = f"{run_title(method, run.config.get('budget'))}: {progress.text}"
+    if in_job and run.status.get("status") != "running":  # the job's own lines say how it went
+        label = f"{run_title(method, run.config.get('budget'))} · {run.status.get('status')}"
     if progress.eta_seconds is not None and not in_job:
         label += f" · about {format_seconds(progress.eta_seconds)} left"
     if progress.fraction is not None and not in_job:
@@ -315,8 +317,9 @@ try:
 except ValueError as exc:
     st.error(f"Check the settings: {exc}")
 else:
-    st.caption(f"{len(run_list) * len(budgets)} run(s): {', '.join(run_list)} × budgets {', '.join(map(str, budgets))}"
-               + (" + the full-data reference" if reference else ""))
+    st.caption(f"{len(run_list) * len(budgets) + int(reference)} run(s): {', '.join(run_list)} × budgets "
+               f"{', '.join(map(str, budgets))}"
+               + (" and the full-data reference (reused when an earlier job trained it)" if reference else ""))
     if active:
         st.caption("A job is already working: a new one waits in the queue behind it.")
     if st.button("Start", type="primary", key="start"):

@@ -88,8 +88,9 @@ def test_the_last_step_is_followed_by_the_phases_still_to_come():
     assert estimates["full-data reference"] == pytest.approx(4.0 * EXPERT_EPOCHS)
     assert estimates["foster n=20: 1 student"] is None
     text = progress.then_text()
-    assert text.startswith(f"About {4 * EXPERT_EPOCHS} s left for what can be estimated so far; then: ")
-    assert "time not known yet: foster n=20: " in text
+    assert text.startswith(f"Then: foster n=20: {QUICK} quick students on held-out training data, ")
+    assert f"full-data reference (about {4 * EXPERT_EPOCHS} s) · about {4 * EXPERT_EPOCHS} s left for the part " \
+           "estimated so far; not estimated yet: foster n=20: " in text
 
 
 def test_later_phases_are_estimated_from_the_jobs_own_measured_phases():

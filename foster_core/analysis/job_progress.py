@@ -75,17 +75,17 @@ class JobProgress:
         return f"runs done: {self.runs_done} of {self.runs_total}{reused}"
 
     def then_text(self) -> str:
-        """The phases to come, in words: their time where estimated, and those that cannot be estimated yet."""
+        """The phases to come, in words, each with its time where this job's own measures allow an estimate,
+        and the time left in all (or for the part that can be estimated)."""
         if not self.to_come:
             return ""
+        named = ", ".join(label + (f" (about {format_seconds(s)})" if s is not None else "")
+                          for label, s in self.to_come)
         unknown = [label for label, s in self.to_come if s is None]
         if not unknown:
-            return f"Then: {', '.join(label for label, _ in self.to_come)} · about {format_seconds(self.left)} " \
-                   "left in all"
-        known = self.left
-        head = f"About {format_seconds(known)} left for what can be estimated so far; then: " if known else "Then: "
-        return head + ", ".join(label for label, _ in self.to_come) + " (time not known yet: " + \
-            ", ".join(unknown) + ")"
+            return f"Then: {named} · about {format_seconds(self.left)} left in all"
+        known = f" · about {format_seconds(self.left)} left for the part estimated so far" if self.left else ""
+        return f"Then: {named}{known}; not estimated yet: {', '.join(unknown)}"
 
 
 def plan(spec: JobSpec, configs: dict[str, Any], students: int, reference_epochs: int,
