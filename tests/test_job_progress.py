@@ -93,6 +93,17 @@ def test_the_last_step_is_followed_by_the_phases_still_to_come():
            "estimated so far; not estimated yet: foster n=20: " in text
 
 
+def test_a_runs_students_are_estimated_from_its_quick_students_before_any_student_was_measured():
+    spec = quick_spec()
+    state = {"status": "running", "total_runs": 3, "done_runs": 0, "reference": "to train", "timings": [],
+             "phase": phase("select", "foster n=20: scoring", 2, QUICK, 20.0, pair=0, unit="quick students")}
+    estimates = dict(job_progress(spec, state, now=1020.0).to_come)
+    # 10 s a quick student of 30 epochs; the student has 100 epochs at most: 10 * 100 / 30.
+    assert estimates["foster n=20: 1 student"] == pytest.approx(10.0 * 100 / 30)
+    assert estimates["random n=20: 1 student"] == pytest.approx(10.0 * 100 / 30)  # same budget
+    assert estimates["random n=20: start"] is None and estimates["full-data reference"] is None
+
+
 def test_later_phases_are_estimated_from_the_jobs_own_measured_phases():
     spec = quick_spec()
     measured = [timing("expert", None, 10, EXPERT_EPOCHS, 30.0), timing("distill", 0, 0, None, 2.0),

@@ -123,15 +123,29 @@ def _same_kind(spec: JobSpec, a: dict, planned: Planned) -> bool:
     return budget == other_budget and (method == other or planned.name in ("select", "students"))
 
 
-def estimate(spec: JobSpec, planned: Planned, measured: list[dict], students: int) -> float | None:
-    """Seconds a phase to come should take, from this job's measured phases of the same kind; the reference from
-    the expert's seconds per epoch (the same model on nearly the same sequences); None without a measure."""
+def _same_budget(spec: JobSpec, pair: int | None, other: int | None) -> bool:
+    pairs = spec.pairs()
+    return pair is not None and other is not None and pairs[pair][1] == pairs[other][1]
+
+
+def estimate(spec: JobSpec, planned: Planned, measured: list[dict],
+             student_per_quick: dict[int, float] | None = None) -> float | None:
+    """Seconds a phase to come should take, from this job's measured phases of the same kind. Without one: a
+    run's students from quick students at the same budget, scaled by their epoch budgets (`student_per_quick`:
+    pair -> student epochs over quick-student epochs; both stop early, so a rough figure), and the reference
+    from the expert's seconds per epoch (the same model on nearly the same sequences). None without a measure."""
     for timing in reversed(measured):
         if _same_kind(spec, timing, planned):
             if planned.name == "distill":
                 return float(timing["seconds"])
             if timing.get("done") and planned.count:
                 return timing["seconds"] / timing["done"] * planned.count
+    if planned.name == "students" and planned.count:
+        for timing in reversed(measured):
+            pair = timing.get("pair")
+            if (timing.get("name") == "select" and timing.get("done") and pair in (student_per_quick or {})
+                    and _same_budget(spec, pair, planned.pair)):
+                return timing["seconds"] / timing["done"] * student_per_quick[pair] * planned.count
     if planned.name == "reference":
         expert = next((t for t in measured if t.get("name") == "expert" and t.get("done")), None)
         if expert and planned.count:
@@ -158,14 +172,18 @@ def job_progress(spec: JobSpec, state: dict, now: float | None = None) -> JobPro
     current = state.get("phase") or None
     if status not in ("queued", "preparing", "running") or current is None:
         return JobProgress(done, total, None, [], reference)
-    view = _phase_view(spec, current, measured, students, now)
+    view = _phase_view(spec, current, measured, now)
     position = next((i for i, p in enumerate(phases)
                      if p.name == current.get("name") and p.pair == current.get("pair")), -1)
-    to_come = [(p.label, estimate(spec, p, measured, students)) for p in phases[position + 1:]]
+    # The phase at work measures its pace too, for the phases to come (its units so far, in their seconds).
+    so_far = [{**current, "seconds": float(current.get("elapsed") or 0.0)}] if current.get("done") else []
+    ratios = {index: configs.student.epochs / configs.methods[method].select_epochs
+              for index, (method, _) in enumerate(pairs) if getattr(configs.methods[method], "select_epochs", 0)}
+    to_come = [(p.label, estimate(spec, p, measured + so_far, ratios)) for p in phases[position + 1:]]
     return JobProgress(done, total, view, to_come, reference)
 
 
-def _phase_view(spec: JobSpec, current: dict, measured: list[dict], students: int, now: float | None) -> PhaseView:
+def _phase_view(spec: JobSpec, current: dict, measured: list[dict], now: float | None) -> PhaseView:
     """The phase at work: its count, and its time left from its own pace (or, before its first unit, from a
     measured phase of the same kind)."""
     name, phase_done, phase_total = current.get("name"), int(current.get("done") or 0), current.get("total")
@@ -181,7 +199,7 @@ def _phase_view(spec: JobSpec, current: dict, measured: list[dict], students: in
             left = max(elapsed_at_write / phase_done * remaining - (elapsed - elapsed_at_write), 0.0)
         else:
             planned = Planned(name, current.get("pair"), "", phase_total)
-            expected = estimate(spec, planned, measured, students)
+            expected = estimate(spec, planned, measured)
             if expected is not None:
                 left = max(expected - elapsed, 0.0)
     return PhaseView(current.get("label", name or ""), phase_done, phase_total, current.get("unit", ""), elapsed,
