@@ -72,7 +72,8 @@ def test_fosters_charts_stay_while_the_jobs_later_run_works(tiny):
     specs = chart_specs(distill)
     titles = [s["layout"]["title"]["text"] for s in specs]
     assert any(f"Loss terms of run {foster.id}" in t for t in titles), titles
-    [quality] = [s for s in specs if "Quality of the synthetic data on held-out training data" in s["layout"]["title"]["text"]]
+    quality_title = "Quality of the synthetic data on held-out training data"
+    [quality] = [s for s in specs if quality_title in s["layout"]["title"]["text"]]
     # The axis starts at 0: 0.0280 against 0.0283 must not look like a large change.
     assert quality["layout"]["yaxis"]["rangemode"] == "tozero"
     assert {t["name"] for t in quality["data"]} >= {"checkpoints of the synthetic data", "kept", "teacher 0.0285"}

@@ -122,7 +122,8 @@ def test_later_phases_are_estimated_from_the_jobs_own_measured_phases():
     encoding = {"status": "preparing", "phase": phase("encode", "encoding item texts", 1000, 5000, 10.0,
                                                       unit="item texts")}
     view = job_progress(spec, encoding, now=1010.0).phase
-    assert view.left == pytest.approx(40.0) and view.text() == "encoding item texts — 1000 of 5000 item texts · about 40 s left"
+    assert view.left == pytest.approx(40.0)
+    assert view.text() == "encoding item texts — 1000 of 5000 item texts · about 40 s left"
     started = job_progress(spec, {"status": "preparing", "phase": phase("encode", "encoding item texts", 0, 5000, 0.0)},
                            now=1003.0).phase
     assert started.left is None and started.text().endswith("· 3 s so far")
@@ -209,7 +210,8 @@ def test_the_tracker_writes_each_phase_and_keeps_the_finished_ones_timings(tmp_p
     # The reference counts epochs over its students, from their progress lines.
     tracker.start("reference", "full-data reference", 2 * 5, "epochs", None, epochs=5)
     lines = []  # the reference's epoch lines, as its students write them
-    EpochReporter("full-data student 1/2", TrainConfig(epochs=5), lines.append)({"epoch": 3, "loss": 7.1, "seconds": 6.0})
+    reporter = EpochReporter("full-data student 1/2", TrainConfig(epochs=5), lines.append)
+    reporter({"epoch": 3, "loss": 7.1, "seconds": 6.0})
     tracker.reference_line(lines[-1])
     assert tracker.phase["done"] == 3
     tracker.reference_line("full-data student 1/2: test NDCG@10 0.0400; training 9.0 s, evaluation 1.0 s")
