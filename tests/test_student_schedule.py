@@ -17,14 +17,17 @@ def test_twenty_synthetic_sequences_against_six_hundred_users_of_full_data():
     # n = 20: one step per epoch. The gap is 5 steps until a quarter of the steps taken exceeds 5 (after
     # step 25: 6.25, so step 32), then grows by a quarter (8, 10, 12.5, 15.75, 19.75, 24.75 steps) up to
     # 30 steps: 600 / 20 = 30 steps to see as many sequences as the real split holds, and 60 // 2 = 30.
-    assert student_validation_epochs(StudentConfig(), 20, 600) == (
+    thinning = StudentConfig(eval_growth=0.25)
+    assert student_validation_epochs(thinning, 20, 600) == (
         5, 10, 15, 20, 25, 32, 40, 50, 63, 79, 99, 124, 154, 184, 214, 244, 274, 300)
     # Full data, 600 users in batches of 128: 5 steps per epoch, and one epoch is the longest gap: a validation
     # after every epoch, as the full-data reference's TrainConfig (eval_every 1) has it.
     assert validation_epochs(200, 5, 5, 0.25, 5) == tuple(range(1, 201))
     # A student with more sequences sees the real split's size sooner: n = 200 caps the gap at 3 steps,
     # under the 5-step floor, so it validates every 5 steps.
-    assert student_validation_epochs(StudentConfig(), 200, 600) == tuple(range(5, 301, 5))
+    assert student_validation_epochs(thinning, 200, 600) == tuple(range(5, 301, 5))
+    # The default (no growth) is the fixed schedule students always had: every 5 steps and the last.
+    assert student_validation_epochs(StudentConfig(), 20, 600) == tuple(range(5, 301, 5))
 
 
 def test_no_growth_is_the_fixed_schedule_and_the_last_epoch_always_counts():
@@ -36,7 +39,8 @@ def test_no_growth_is_the_fixed_schedule_and_the_last_epoch_always_counts():
 
 
 def test_the_epoch_loop_validates_on_the_schedule_and_stops_by_steps():
-    cfg = StudentTrainConfig(epochs=300, patience=60, validation_epochs=student_validation_epochs(StudentConfig(), 20, 600))
+    schedule = student_validation_epochs(StudentConfig(eval_growth=0.25), 20, 600)
+    cfg = StudentTrainConfig(epochs=300, patience=60, validation_epochs=schedule)
     scores = iter([0.5] + [0.1] * 20)  # the best comes first: patience (60 steps) ends the run at step 65
     history, best = run_epochs(cfg, lambda e: {"loss": 0.0}, lambda: {"ndcg@10": next(scores)}, dict)
     assert [r["epoch"] for r in history if "valid" in r] == [5, 10, 15, 20, 25, 32, 40, 50, 63]
@@ -46,7 +50,7 @@ def test_the_epoch_loop_validates_on_the_schedule_and_stops_by_steps():
 def test_evaluate_synthetic_trains_each_student_on_the_schedule(tmp_path, monkeypatch):
     context = tiny_context(cache_dir=tmp_path / "cache")
     synthetic = distill(context, "random", 4)
-    student = StudentConfig(seeds=(0, 1), epochs=12, eval_every=2, patience=12, device="cpu")
+    student = StudentConfig(seeds=(0, 1), epochs=12, eval_every=2, patience=12, eval_growth=0.25, device="cpu")
     seen = []
     real = evaluator.train_on_synthetic
 
