@@ -70,12 +70,6 @@ class TrainConfig:
         if self.time_limit_s < 0:
             raise ValueError(f"time_limit_s must be 0 (no limit) or positive, not {self.time_limit_s}")
 
-    def validates_after(self, epoch: int) -> bool:
-        """Whether the epoch loop validates after `epoch`: every `eval_every` epochs and after the last. The
-        evaluator's students schedule it in a subclass (runs/evaluator.py): a field here would change the key
-        of every cached expert."""
-        return epoch % self.eval_every == 0 or epoch == self.epochs
-
 
 @dataclass
 class TrainResult:
@@ -371,11 +365,10 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
                after_epoch: Callable[[LoopState], None] | None = None) -> tuple[list[dict], BestEpoch]:
     """The one epoch loop with early stopping, for every trainer (`fit`, `finetune.train_finetuned`).
 
-    Each epoch: `train_epoch(epoch)` (its dict joins the epoch's record), validation where
-    `cfg.validates_after(epoch)` (every `eval_every` epochs and at the last), a snapshot of the best epoch;
-    stop after `patience` epochs without a better validation NDCG@10, or past `time_limit_s`.
-    Without `evaluate` every epoch runs and nothing is kept. `resumed` continues a loop from its saved
-    state; `after_epoch` sees the state after every epoch."""
+    Each epoch: `train_epoch(epoch)` (its dict joins the epoch's record), validation every `eval_every`
+    epochs and at the last, a snapshot of the best epoch; stop after `patience` epochs without a better
+    validation NDCG@10, or past `time_limit_s`. Without `evaluate` every epoch runs and nothing is kept.
+    `resumed` continues a loop from its saved state; `after_epoch` sees the state after every epoch."""
     state = resumed or LoopState()
     start = time.perf_counter() - state.elapsed
     history, best = state.history, state.best
@@ -383,7 +376,7 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
         if state.finished:
             break
         record = {"epoch": epoch, **train_epoch(epoch), "seconds": time.perf_counter() - start}
-        if evaluate is not None and cfg.validates_after(epoch):
+        if evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             started = time.perf_counter()
             valid = evaluate()
             record["valid"] = valid

@@ -41,27 +41,15 @@ HEADLINE = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """How every method's synthetic data is evaluated. A student's batch is all n synthetic sequences, so
-    its epoch is one optimiser step, and validation and patience count optimiser steps (`validation_epochs`
-    gives the schedule and why it thins out)."""
-
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 300
     lr: float = 3e-3
-    patience: int = 60  # steps without a better validation NDCG@10 before stopping
-    eval_every: int = 5  # steps to the first validation, and the fewest between two
-    # Each later validation waits this share of the steps taken so far; 0 = every `eval_every` steps. Off by
-    # default: 0.25 cut validations from 60 to 18 per 300 steps but cost FOSTER's MovieLens students up to
-    # 0.012 NDCG@10 at n = 20, the later gaps being too few looks for a patience of 60 steps
-    # (docs/distillation-notes.md, 2026-12-03).
-    eval_growth: float = 0.0
+    patience: int = 60  # epochs
+    eval_every: int = 5
     device: str = "auto"
     architectures: tuple[str, ...] = (DEFAULT_ARCHITECTURE,)  # the first is the headline
 
     def __post_init__(self) -> None:
-        if self.eval_every < 1 or self.patience < 1 or self.eval_growth < 0:
-            raise ValueError(f"students need eval_every and patience of at least 1 step and eval_growth of 0 or "
-                             f"more (got {self.eval_every}, {self.patience} and {self.eval_growth})")
         if not self.architectures:
             raise ValueError("students need at least one architecture")
         for name in self.architectures:
@@ -77,57 +65,15 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 Say = Callable[[str], None]  # a progress line for a person
 
 
-@dataclass(frozen=True)
-class StudentTrainConfig(TrainConfig):
-    """A student's training config: it validates after the epochs `validation_epochs` names."""
-
-    validation_epochs: tuple[int, ...] = ()
-
-    def validates_after(self, epoch: int) -> bool:
-        return epoch in self.validation_epochs
-
-
-def validation_epochs(epochs: int, steps_per_epoch: int, first: int, growth: float, longest: int) -> tuple[int, ...]:
-    """The epochs after which a training validates, by optimiser steps: the first validation after `first`
-    steps; each later one once the steps since the previous reach `growth` times the steps taken by then,
-    at most `longest` but never under `first`; and one after the last epoch. A validation falls at the end
-    of the epoch in which its step comes.
-
-    Why it thins out: a student on a few synthetic sequences takes one step per epoch, and validating every
-    5 steps for 300 steps spent most of its time on validation (amazon_games, n = 20: 174 of 227 s), while
-    the hard-label coresets' students peak within their first 10 steps and collapse after, so the early
-    validations must stay dense. Full-data training passes `longest` = its epoch's steps and so validates
-    every epoch whenever an epoch has at least `first` steps, as the full-data reference always has."""
-    chosen: list[int] = []
-    last = 0  # steps at the previous validation
-    for epoch in range(1, epochs + 1):
-        steps = epoch * steps_per_epoch
-        gap = first if not chosen else max(first, min(growth * last, longest))
-        if steps - last >= gap or epoch == epochs:
-            chosen.append(epoch)
-            last = steps
-    return tuple(chosen)
-
-
-def student_validation_epochs(student: StudentConfig, synthetic_sequences: int, real_sequences: int) -> tuple[int, ...]:
-    """A student's validation epochs (one step each): the gap between two stays within the steps in which it
-    sees as many sequences as the real training split holds (full data's gap, one epoch) and half its
-    patience (so it looks at least twice before it stops)."""
-    longest = min(math.ceil(real_sequences / max(1, synthetic_sequences)), student.patience // 2)
-    return validation_epochs(student.epochs, 1, student.eval_every, student.eval_growth, longest)
-
-
 def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, student: StudentConfig | None = None,
                        progress: Say | None = None) -> dict:
     student = student or StudentConfig()
-    schedule = student_validation_epochs(student, synthetic.num_sequences, len(context.usable))
     by_architecture = {}
     for arch in student.architectures:
         tests, valids, costs = [], [], []
         for seed in student.seeds:
-            cfg = StudentTrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
-                                     patience=student.patience, eval_every=student.eval_every, seed=seed,
-                                     device=student.device, validation_epochs=schedule)
+            cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
+                              patience=student.patience, eval_every=student.eval_every, seed=seed, device=student.device)
             result = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg, cfg,
                                         arch=arch)
             tests.append(_timed_test(result, context, costs))
