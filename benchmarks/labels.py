@@ -29,7 +29,8 @@ from foster_core.core.synthetic import SyntheticData
 from foster_core.core.training import TrainConfig
 from foster_core.methods.foster import FosterConfig, holdout_score
 from foster_core.methods.sparse import packs
-from foster_core.methods.teacher import TeacherConfig, distill_teacher, labelled_selection, prefix_items
+from foster_core.methods.teacher import (TeacherConfig, distill_teacher, expert_labels, labelled_selection,
+                                         prefix_items)
 from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
 from foster_core.runs.experiment import build_context
 
@@ -38,8 +39,7 @@ def parse_label(text: str) -> dict:
     support, temperature, exclude = text.split(",")
     if exclude not in ("on", "off"):
         raise argparse.ArgumentTypeError(f"exclude must be on or off, not {exclude!r}")
-    return {"label_support": int(support), "label_temperature": float(temperature),
-            "label_exclude_prefix": exclude == "on"}
+    return {"label_support": int(support), "label_temperature": float(temperature), "exclude_prefix": exclude == "on"}
 
 
 def prefix_label_stats(data: SyntheticData) -> dict:
@@ -80,15 +80,19 @@ def main() -> None:
               "expert_seconds": context.expert_seconds, "rows": []}
     for method in ("teacher", "foster_start"):  # one method's settings side by side first
         for label in args.labels:
+            settings = {k: v for k, v in label.items() if k != "exclude_prefix"}  # the configs' label fields
             row = {"method": method, **label, "holdout": [], "seconds": 0.0}
             started = time.perf_counter()
             for seed in range(args.seeds):
                 if method == "teacher":
-                    data = distill_teacher(context, args.budget, TeacherConfig(seed=seed, **label))
+                    config = TeacherConfig(seed=seed, **settings)
+                    data = distill_teacher(context, args.budget, config)
                 else:
-                    config = FosterConfig(seed=seed, **label)
+                    config = FosterConfig(seed=seed, **settings)
                     data = labelled_selection(context, args.budget, config, config.init_selection,
                                               packed=packs(context, config.init_packing))
+                if label["exclude_prefix"]:  # the same inputs, relabelled without each position's prefix
+                    data = expert_labels(context, data, config, exclude_prefix=True)
                 row["holdout"].append(holdout_score(context, data, FosterConfig(seed=seed)))
                 if seed == 0:
                     row.update(prefix_label_stats(data))

@@ -20,15 +20,13 @@ from .registry import MethodSpec, RunSettings, register
 @dataclass(frozen=True)
 class LabelConfig(RunSettings):
     """How the expert's next-item predictions become label distributions (`teacher`, FOSTER's start and
-    bptt's alike): softmax of the expert's scores / `label_temperature` over the items left after
-    `label_exclude_prefix`, cut to the top `label_support` items and renormalised."""
+    bptt's alike): softmax of the expert's scores / `label_temperature`, cut to the top `label_support`
+    items and renormalised. (Leaving out each position's prefix, the items evaluation masks, scored lower on
+    the training holdout on MovieLens and amazon_scientific: docs/distillation-notes.md, 2026-12-03. It stays
+    a measurement option of `label_distributions`, for benchmarks/labels.py, not a setting.)"""
 
     label_support: int = 16
     label_temperature: float = 1.0
-    # Leave out of each position's label the items of its own prefix (its input and every earlier input of
-    # the synthetic sequence): evaluation masks a user's history, so label mass on those items is never
-    # asked of a student.
-    label_exclude_prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.label_support < 1:
@@ -60,18 +58,19 @@ def prefix_items(synthetic: SyntheticData) -> torch.Tensor:
     return torch.where(synthetic.mask, top, torch.full_like(top, PAD_ID))
 
 
-def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: LabelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: LabelConfig,
+                        exclude_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(label items, label probs), each (n, L, K): the labels `config` makes of scores (n, L, M) at
     positions whose input items are `inputs` (n, L; PAD_ID = padding).
 
-    softmax(scores / label_temperature), with `label_exclude_prefix` over the items outside each position's
+    softmax(scores / label_temperature), with `exclude_prefix` over the items outside each position's
     prefix (the inputs up to and including its own), cut to the top K items and renormalised: the softmax
     over those K logits. K is label_support, or fewer where the prefix leaves fewer items; a position whose
     prefix holds the whole catalogue keeps every item (nothing would be left to label)."""
     logits = scores.float() / config.label_temperature
     num_items = logits.shape[-1]
     left = num_items
-    if config.label_exclude_prefix:
+    if exclude_prefix:
         logits = logits.clone()
         seen = torch.zeros(logits.shape[0], num_items, dtype=torch.bool, device=logits.device)
         rows = torch.arange(logits.shape[0], device=logits.device)
@@ -86,7 +85,8 @@ def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: Labe
 
 
 @torch.no_grad()
-def expert_labels(context: DistillContext, synthetic: SyntheticData, config: LabelConfig) -> SyntheticData:
+def expert_labels(context: DistillContext, synthetic: SyntheticData, config: LabelConfig,
+                  exclude_prefix: bool = False) -> SyntheticData:
     """Replace the labels by the expert's next-item distributions, made by `label_distributions`."""
     expert = context.expert()
     device = next(expert.parameters()).device
@@ -94,7 +94,8 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, config: Lab
     # One-hot inputs are the K = 1 case of the expected embedding over each position's sparse support.
     tokens = expected_embeddings(synthetic.input_items.to(device), synthetic.input_probs.to(device), table)
     hidden = expert.forward_tokens(tokens, synthetic.mask.to(device))
-    items, probs = label_distributions(expert.score(hidden, item_table=table), prefix_items(synthetic).to(device), config)
+    items, probs = label_distributions(expert.score(hidden, item_table=table), prefix_items(synthetic).to(device), config,
+                                       exclude_prefix)
     return SyntheticData(synthetic.input_items, synthetic.input_probs, items.cpu(), probs.cpu(), synthetic.mask)
 
 
