@@ -15,13 +15,14 @@ st.write(
     "Dataset distillation for text-based sequential recommendation: shrink thousands of real user "
     "sequences into a few dozen synthetic ones that train a recommender nearly as well."
 )
-with st.expander("How to use it (four steps, no code)", expanded=False):
+with st.expander("How to use it (five pages, no code)", expanded=False):
     st.markdown(
         "1. **Home** (this page): pick a dataset — the bundled MovieLens works out of the box.\n"
         "2. **Distill**: choose the *quick* preset and press *Start*; watch the loss curves. FOSTER and a random "
         "sample of real sequences of the same size are both evaluated.\n"
         "3. **Explore**: see the synthetic sequences on a map next to real ones, with their item texts.\n"
-        "4. **Compare**: how close each method gets to training on all the data; **Export** downloads the result."
+        "4. **Compare**: which budget reaches 90% and 95% of training on all the data, and what it costs.\n"
+        "5. **Export**: download the synthetic data and its dataset card."
     )
 
 current = current_dataset_spec()

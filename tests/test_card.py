@@ -125,3 +125,12 @@ def test_a_quick_preset_card_is_flagged_indicative_and_an_older_run_shows_dashes
     assert "- **Size:** – (not recorded by this run)" in markdown and "How close to real users" not in markdown
     standard = card_data(_fake_run(store, "foster", _numbers(0.03, 0.05, 2.0), preset="standard"))
     assert standard["indicative"] is False and standard["warning"] is None
+
+
+def test_one_full_data_student_shows_no_spread_in_the_card(tmp_path):
+    from foster_core.runs.card import card_markdown, card_data
+    store = RunStore(tmp_path / "runs")
+    run = _fake_run(store, "foster", _numbers(0.03, 0.05, 2.0))
+    _fake_run(store, "full", {**_numbers(0.04, 0.10, 50.0), "per_seed_test": [{}]})  # one full-data student
+    markdown = card_markdown(card_data(run))
+    assert "| ndcg@10 | 0.0300 | 0.0400 (1 student) | 0.75 |" in markdown and "0.0400 ±" not in markdown

@@ -79,6 +79,7 @@ def _against_full(method: str | None, results: dict, full: dict | None) -> dict 
     test, full_test = results.get("test", {}), full["test"]
     train, full_train = student_train_seconds(results), student_train_seconds(full)
     return {"test": {m: full_test[m] for m in HEADLINE if m in full_test},
+            "students": len(full.get("per_seed_test", [])),
             "ratio": {m: ratio_to(test[m]["mean"], full_test[m]["mean"])
                       for m in RATIO_METRICS if m in test and m in full_test},
             "student_train_seconds": full_train, "student_train_speedup": speed_up(train, full_train, method)}
@@ -145,8 +146,11 @@ def _full_data_section(card: dict) -> list[str]:
               "| metric | synthetic data | full data | ratio to full |", "| --- | --- | --- | --- |"]
     for metric in RATIO_METRICS:
         if metric in full["ratio"]:
-            lines.append(f"| {metric} | {test[metric]['mean']:.4f} | {full['test'][metric]['mean']:.4f} ± "
-                         f"{full['test'][metric]['std']:.4f} | {full['ratio'][metric]:.2f} |")
+            reference = full["test"][metric]
+            # One full-data student has no spread: say so rather than print a std of zero.
+            spread = " (1 student)" if full.get("students") == 1 else f" ± {reference['std']:.4f}"
+            lines.append(f"| {metric} | {test[metric]['mean']:.4f} | {reference['mean']:.4f}{spread} | "
+                         f"{full['ratio'][metric]:.2f} |")
     speedup = full.get("student_train_speedup")
     if speedup is not None:
         ours = card["costs"].get("student_train_seconds") or card["costs"].get("student_seconds")
