@@ -136,8 +136,8 @@ copied = ("" if row is None else " It shares no item with any real user." if row
           f" {row['share']:.0%} of its positions appear in real user #{row['nearest_real']}'s sequence; its longest "
           f"run copied in order from one real user is {row['longest_run']} items.")
 st.caption("Each position's most probable input items and next-item labels with their probabilities, and the real "
-           "items whose texts are nearest to its expected text embedding (cosine similarity; its own input items "
-           "left out)." + copied)
+           "items whose texts are nearest to its expected text embedding (cosine similarity; every input "
+           "item of the position, shown or not, left out)." + copied)
 strip = position_strip(synthetic, selected, context.dataset.item_texts)
 ranks = [r for r in strip["rank"].unique() if r != REST] + [REST]
 shades = ["#1b4f9c", "#5b8bd0", "#a9c4ec", "#e6e6e6"]  # most probable darkest; the rest of the mass pale grey

@@ -72,6 +72,24 @@ def test_the_position_table_has_one_row_per_item_with_its_probability_and_leaves
     assert (table["similarity"] < 1.0 - 1e-6).all()
 
 
+def test_the_nearest_real_items_leave_out_every_input_item_of_the_position_not_only_the_shown_ones(context):
+    texts = context.dataset.item_texts
+    unit = torch.nn.functional.normalize(context.text_embeddings.float(), dim=-1)
+    head = 3
+    by_closeness = (unit @ unit[head]).argsort(descending=True).tolist()
+    neighbour, far = by_closeness[1], by_closeness[-3:]  # the item nearest the head's text; three far items
+    support = [head, *far, neighbour]  # the neighbour is the 5th, least probable input item
+    probs = torch.tensor([0.96, 0.01, 0.01, 0.01, 0.004])
+    synthetic = SyntheticData(torch.tensor([[support]]), (probs / probs.sum()).view(1, 1, 5),
+                              torch.tensor([[[4]]]), torch.ones(1, 1, 1), torch.tensor([[True]]))
+    expected = torch.nn.functional.normalize((synthetic.input_probs[0, 0].unsqueeze(-1) * unit[support]).sum(0), dim=0)
+    ranking = [i for i in (unit @ expected).argsort(descending=True).tolist() if i != head]
+    assert ranking[0] == neighbour  # without the whole support left out, the 5th input item would head the list
+    table = position_table(context, synthetic, 0, k=3, neighbours=3)
+    assert texts[neighbour] not in table["input item"].tolist()  # not among the three shown
+    assert table["nearest real item (not itself)"].tolist() == [texts[i] for i in ranking if i not in support][:3]
+
+
 def test_the_position_view_marks_where_each_position_begins():
     table = pd.DataFrame({"position": [0, 0, 1, 1], "rank": [1, 2, 1, 2], "input item": ["a", "", "b", ""],
                           "input p": [0.5, np.nan, 1.0, np.nan]})

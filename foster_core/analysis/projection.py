@@ -217,8 +217,9 @@ def position_table(context: DistillContext, synthetic: SyntheticData, j: int, k:
                    neighbours: int = 3) -> pd.DataFrame:
     """Synthetic sequence j position by position, one row per (position, rank): the rank-th most probable input
     item and next-item label (text and probability, empty past a position's last item with probability above
-    0), and the rank-th real item whose text is nearest to the position's expected input text, leaving out the
-    position's own input items (a one-hot position would otherwise find itself at similarity 1.00)."""
+    0), and the rank-th real item whose text is nearest to the position's expected input text, leaving out every
+    item of the position's input support, shown or not (a one-hot position would otherwise find itself at
+    similarity 1.00, and a soft one its own lower-ranked candidates)."""
     texts = context.dataset.item_texts
     in_items, in_probs = synthetic.top_items("input", k)
     lab_items, lab_probs = synthetic.top_items("label", k)
@@ -231,7 +232,8 @@ def position_table(context: DistillContext, synthetic: SyntheticData, j: int, k:
     rows = []
     for position, t in enumerate(synthetic.mask[j].nonzero().flatten().tolist()):
         inputs, labels = listing(in_items, in_probs, t), listing(lab_items, lab_probs, t)
-        own = {i for i, _ in inputs}
+        # The whole input support, not only the k shown: a low-probability input item is still the position's own.
+        own = {int(i) for i, p in zip(synthetic.input_items[j, t], synthetic.input_probs[j, t]) if float(p) > 0}
         ranked = similarity[t].topk(min(neighbours + len(own), context.num_items))
         near = [(int(i), float(v)) for i, v in zip(ranked.indices, ranked.values) if int(i) not in own][:neighbours]
         for rank in range(max(len(inputs), len(labels), len(near))):
