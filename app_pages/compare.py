@@ -92,8 +92,8 @@ else:
                  column_config={name: st.column_config.TextColumn(name, help=text) for name, text in REACH_HELP.items()})
     st.caption(f"For each method, the fewest synthetic sequences whose recommenders reach {targets} of the quality "
                "of one trained on all the real training data, the share of the training data that is, and what "
-               "training a recommender on it costs. *not reached*: none of the budgets tried does (the best "
-               "share reached says how far off); *–*: no full-data run to compare with, or not recorded by "
+               "training a recommender on it costs. *not reached*: none of the budgets tried does; the best "
+               "share reached says how far off, and the row's other columns describe that best budget; *–*: no full-data run to compare with, or not recorded by "
                "older runs.")
 
 st.subheader("Every run side by side")

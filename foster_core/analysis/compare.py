@@ -203,7 +203,8 @@ def budget_to_reach(table: pd.DataFrame, metric: str = "ndcg@10",
     Reads the finished rows of a compare_table (one dataset). Each budget's numbers are the means over its
     runs (those with a ratio). One row per (method, fraction), methods in the registry's order. `budget` is
     missing when no budget tried reaches the fraction: `best ratio` and `best budget` then say how far off
-    the method is; both are missing too when none of its runs has a ratio (no matching full-data run)."""
+    the method is, and the ratio, share and costs are those of that best budget; all are missing when none of
+    its runs has a ratio (no matching full-data run)."""
     ratio = f"{metric} / full"
     if table.empty or "method" not in table:
         return pd.DataFrame(columns=REACH_COLUMNS)
@@ -222,10 +223,14 @@ def budget_to_reach(table: pd.DataFrame, metric: str = "ndcg@10",
             if best is not None:
                 line.update({"best ratio": per_budget.loc[best, ratio], "best budget": best})
             reached = per_budget[per_budget[ratio] >= fraction]
-            if not reached.empty:
-                at = reached.iloc[0]
-                line.update({"budget": reached.index[0], "ratio": at[ratio], "position share": at["position share"],
+            # Not reached: the numbers of the best budget tried, so the cost of getting closest still shows.
+            there = reached.index[0] if not reached.empty else best
+            if there is not None:
+                at = per_budget.loc[there]
+                line.update({"ratio": at[ratio], "position share": at["position share"],
                              "student train s": at["student train s"], "full-data train s": at["full-data train s"],
                              "speed-up vs full": speed_up(at["student train s"], at["full-data train s"], method)})
+            if not reached.empty:
+                line["budget"] = there
             out.append(line)
     return pd.DataFrame(out, columns=REACH_COLUMNS)

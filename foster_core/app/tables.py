@@ -66,8 +66,10 @@ REACH_HELP = {
     "method": "How the synthetic data was made.",
     "target": "The share of full-data quality (NDCG@10 of a recommender trained on all the real training data).",
     "smallest budget": "The fewest synthetic sequences (n) whose recommenders reach the target, among the budgets "
-                       "tried; *not reached*: none does, with the best share and where it was reached.",
-    "quality there": "Its NDCG@10 as a share of full data's (ratio to full), mean over its runs.",
+                       "tried; *not reached*: none does, with the best share and where it was reached (the other columns "
+                       "then describe that best budget).",
+    "quality there": "Its NDCG@10 as a share of full data's (ratio to full), mean over its runs; where the target "
+                     "is not reached, at the best budget tried.",
     "share of training data": "Its positions over the training split's next-item targets (position_share); "
                               "*–*: runs from before this was recorded.",
     "training (s)": "Seconds to train one recommender on that data (student_train_seconds).",
@@ -135,7 +137,7 @@ def side_by_side(rows: pd.DataFrame, more: bool = False) -> pd.DataFrame:
 def reach_view(reach: pd.DataFrame) -> pd.DataFrame:
     """budget_to_reach as text cells, one line per (method, target): the smallest budget, its share of the
     training data and the student's cost there; 'not reached (best 84.0% at n=50)' where no budget tried
-    reaches the target; '–' where there is no full-data run to compare with."""
+    reaches the target, the other cells then those of n=50; '–' where there is no full-data run to compare with."""
     out = []
     for _, row in reach.iterrows():
         if not pd.isna(row["budget"]):
