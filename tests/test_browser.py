@@ -24,6 +24,7 @@ from foster_core.runs.jobs import JobQueue, JobSpec
 from foster_core.runs.run_store import FULL
 
 from conftest import cyclic_tables
+from test_distill_page import working_job
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,6 +44,9 @@ if not CHROMIUM.is_file():
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
 
 
+STUDIO: dict = {}  # what the app_url fixture served: its root folder
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -53,6 +57,7 @@ def free_port() -> int:
 def app_url(tmp_path_factory):
     """A streamlit server on a free local port, over tiny data with one finished quick job (or the given data)."""
     root = tmp_path_factory.mktemp("browser")
+    STUDIO["root"] = root  # the run store's folder, for tests that add a hand-made job to it
     env = {**os.environ, "FOSTER_CACHE_DIR": os.environ.get("FOSTER_BROWSER_CACHE_DIR", str(root / "cache")),
            "FOSTER_JOB_THREADS": "1"}
     if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
@@ -312,3 +317,24 @@ def check_distill_draws_the_holdout_quality_of_s_against_teacher(page) -> None:
 PAGE_CHECKS = {"distill": check_distill_draws_the_holdout_quality_of_s_against_teacher,
                "explore": check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it,
                "compare": check_compare_shows_the_ratio_to_full_columns_without_horizontal_scrolling}
+
+
+def test_distill_keeps_fosters_charts_while_a_later_run_of_the_same_job_works(app_url, browser):
+    """Runs last in the module, after the page tour: a hand-made job whose foster run has finished and whose
+    random run is training its student (this test process plays its worker). Distill, reloaded, still draws
+    foster's loss curves and its quality chart, and says the later run is at work."""
+    if os.environ.get("FOSTER_BROWSER_RUNS_DIR"):
+        pytest.skip("a given run store is not written to")
+    job, foster, random_run = working_job(STUDIO["root"])
+    try:
+        with browser_page(browser, 2000) as page:
+            page.goto(f"{app_url}/distill", wait_until="domcontentloaded")
+            wait_until_drawn(page, 2)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            titles = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'), "
+                                   "gd => gd._fullLayout.title.text || '')")
+            assert any(f"Loss terms of run {foster.id}" in t for t in titles), titles
+            assert any("Quality of the synthetic data" in t for t in titles), titles
+            assert "random n=5" in page.locator('[data-testid="stMain"]').inner_text()
+    finally:
+        job.update(status="finished", pid=None)
