@@ -7,9 +7,9 @@ import streamlit as st
 
 from foster_core.analysis.compare import (REACH_FRACTIONS, architecture_table, budget_to_reach, compare_table,
                                           queued_rows)
-from foster_core.app.tables import (FULL_DATA, HIDDEN_STATUSES, PENDING_STATUSES, REACH_HELP,
-                                    SIDE_BY_SIDE, X_AXES, architecture_view, full_data_seconds, ratio_curves,
-                                    reach_view, side_by_side, visible_rows, x_axis, y_axis)
+from foster_core.app.tables import (FULL_DATA, FULL_DATA_COLOUR, HIDDEN_STATUSES, PENDING_STATUSES, REACH_HELP,
+                                    SIDE_BY_SIDE, X_AXES, architecture_view, full_data_seconds, method_colours,
+                                    ratio_curves, reach_view, side_by_side, visible_rows, x_axis, y_axis)
 from foster_core.app.ui import cached_dataset, current_dataset_spec, job_queue, run_store
 
 st.title("Compare")
@@ -59,13 +59,14 @@ if curves.empty:
     st.caption("No finished distillation runs with a full-data run to compare with yet.")
 else:
     figure = px.line(curves, x=x, y="ratio", error_y="ratio std", color="method", markers=True,
+                     color_discrete_map=method_colours(curves["method"]),
                      hover_data={"budget": True, "student train s": ":.1f", "runs": True, "ratio": ":.1%"},
                      labels={"ratio": "share of full data", "ratio std": "std", **X_AXES})
     x_values = curves[x].tolist()
     full_seconds = full_data_seconds(rows)
     if x == "student train s" and full_seconds is not None:  # where all the data puts a recommender
         figure.add_scatter(x=[full_seconds], y=[1.0], mode="markers", name=FULL_DATA,
-                           marker=dict(symbol="star", size=13, color="black"))
+                           marker=dict(symbol="star", size=13, color=FULL_DATA_COLOUR))
         x_values.append(full_seconds)
     # Each line's label at its right end, outside the plot, where no point or error bar can cover it.
     figure.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text=FULL_DATA,

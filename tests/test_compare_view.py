@@ -9,8 +9,9 @@ import pytest
 
 from foster_core.analysis.compare import (NOT_REACHED, QUEUED, budget_to_reach, compare_table, in_table_order,
                                           queued_rows)
-from foster_core.app.tables import (DEFAULT_COLUMNS, SIDE_BY_SIDE, full_data_seconds, ratio_curves, reach_view,
-                                    side_by_side, status_label, visible_rows, x_axis, y_axis)
+from foster_core.app.tables import (DEFAULT_COLUMNS, FULL_DATA_COLOUR, SIDE_BY_SIDE, full_data_seconds, method_colours,
+                                    ratio_curves, reach_view, side_by_side, status_label, visible_rows, x_axis, y_axis)
+from foster_core.methods import method_names
 from foster_core.runs.jobs import JobQueue, JobSpec
 from foster_core.runs.run_store import RunStore
 
@@ -147,3 +148,12 @@ def test_the_chart_points_are_means_per_budget_on_axes_that_do_not_exaggerate():
     assert budgets["type"] == "log" and "log scale" in budgets["title"] and budgets["tickvals"] == [10, 100, 500]
     assert x_axis([20, 20], "budget")["type"] == "category"
     assert x_axis([2.0, 5.0], "student train s") == {"type": "linear", "title": "seconds to train one recommender"}
+
+
+def test_each_method_keeps_its_own_colour_whichever_methods_a_chart_shows():
+    everyone = method_colours()
+    assert len(set(everyone.values())) == len(everyone) == len(method_names())  # all distinct
+    assert method_colours(["foster"])["foster"] == everyone["foster"] == method_colours(["homemade"])["foster"]
+    assert everyone["random"] != everyone["foster"]
+    assert FULL_DATA_COLOUR not in everyone.values() and "#7F7F7F" not in everyone.values()  # no grey
+    assert method_colours(["homemade"])["homemade"]  # an unknown method gets a colour too

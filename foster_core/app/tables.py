@@ -7,10 +7,12 @@ import re
 
 import numpy as np
 import pandas as pd
+from plotly.colors import qualitative
 
 from ..analysis.compare import (MISSING, NOT_REACHED, QUEUED, budget_label, format_number, in_table_order, mean_std,
                                 method_rank)
 from ..core.architectures import architecture_rank
+from ..methods import method_names
 from ..runs.evaluator import HEADLINE
 from ..runs.experiment import FULL
 
@@ -18,6 +20,11 @@ METRICS = HEADLINE
 HIDDEN_STATUSES = ("stopped", "failed", "interrupted")  # no metrics: shown only when asked for
 PENDING_STATUSES = ("running", QUEUED)  # no numbers yet: their cells stay empty, the status says why
 FULL_DATA = "full data"  # how the full-data reference reads in a table or a legend
+FULL_DATA_COLOUR = "black"  # its marker, apart from every method's colour
+# One colour per method, in the registry's order, so a method keeps its colour on every chart: plotly's D3
+# colours without its grey (close to full data's black and grey lines), its two pale ones darkened to read on white.
+METHOD_PALETTE = ([c for c in qualitative.D3 if c not in ("#7F7F7F", "#BCBD22", "#17BECF")]
+                  + ["#0E8A96", "#8C8C17"])
 
 # The side-by-side table's columns: plain name -> (width in pixels, help with the technical name). The first
 # eight are the default view, narrow enough for a 1400 px window; "more columns" shows them all.
@@ -75,6 +82,14 @@ REACH_HELP = {
     "training (s)": "Seconds to train one recommender on that data (student_train_seconds).",
     "speed-up": "How many times faster than training on all the real training data.",
 }
+
+
+def method_colours(methods=()) -> dict[str, str]:
+    """Method name -> chart colour: the registry's methods each their own fixed colour (whichever methods a
+    chart shows), then any other `methods` by name, the palette starting over past its end."""
+    names = method_names()
+    names += sorted({str(m) for m in methods} - set(names))
+    return {name: METHOD_PALETTE[i % len(METHOD_PALETTE)] for i, name in enumerate(names)}
 
 
 def format_share(value) -> str:
