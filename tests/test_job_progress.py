@@ -62,7 +62,9 @@ def test_runs_done_count_the_full_data_reference():
     assert progress.phase.fraction == pytest.approx(4 / EXPERT_EPOCHS)
     # 2 s per epoch so far; early stopping may end it sooner, so the time left is an upper bound.
     assert progress.phase.left == pytest.approx(2.0 * (EXPERT_EPOCHS - 4))
-    assert "at most" in progress.phase.text() and progress.to_come == []
+    assert progress.phase.text() == ("full-data reference: training on all the training data — epoch 4 of at most "
+                                     f"{EXPERT_EPOCHS} · about 12 s left at most")
+    assert progress.to_come == []
     finished = job_progress(spec, {**state, "status": "finished", "done_runs": 3, "phase": None})
     assert finished_text(finished, ["foster n=20", "random n=20", "full data"]).startswith("Finished: 3 of 3 run(s)")
     # Submitted before the worker knew whether it can reuse a reference: counted as one to train.
@@ -87,10 +89,25 @@ def test_the_last_step_is_followed_by_the_phases_still_to_come():
     # The reference from the expert's pace (4 s an epoch), at most its epochs; the rest not measured yet.
     assert estimates["full-data reference"] == pytest.approx(4.0 * EXPERT_EPOCHS)
     assert estimates["foster n=20: 1 student"] is None
-    text = progress.then_text()
-    assert text.startswith(f"Then: foster n=20: {QUICK} quick students on held-out training data, ")
-    assert f"full-data reference (about {4 * EXPERT_EPOCHS} s) · about {4 * EXPERT_EPOCHS} s left for the part " \
-           "estimated so far; not estimated yet: foster n=20: " in text
+    # random picks real sequences: its start, never measured before it runs, takes a few seconds.
+    assert estimates["random n=20: start"] == pytest.approx(5.0)
+    # Each phase to come once: with its estimate, or among those not estimated yet (the 5 s of random's start
+    # and the 0 s left of the steps count in the time left).
+    assert progress.then_text() == (
+        f"Then: random n=20: start (a few seconds), full-data reference (about {4 * EXPERT_EPOCHS} s) · about "
+        f"{4 * EXPERT_EPOCHS + 5} s left for the part estimated so far; not estimated yet: foster n=20: {QUICK} "
+        "quick students on held-out training data, foster n=20: 1 student, random n=20: 1 student")
+    for label in labels:
+        assert progress.then_text().count(label) == 1, label
+    # Nothing estimated: the phases once, under one heading.
+    none_known = job_progress(spec, {**state, "timings": [], "reference": "off", "total_runs": 2}, now=1060.0)
+    assert none_known.then_text() == ("Then: random n=20: start (a few seconds) · a few seconds left for the part "
+                                      f"estimated so far; not estimated yet: foster n=20: {QUICK} quick students on "
+                                      "held-out training data, foster n=20: 1 student, random n=20: 1 student")
+    only_unknown = job_progress(quick_spec(methods=["foster"], reference=False),
+                                {**state, "timings": [], "reference": "off", "total_runs": 1}, now=1060.0)
+    assert only_unknown.then_text() == (f"Then (not estimated yet): foster n=20: {QUICK} quick students on held-out "
+                                        "training data, foster n=20: 1 student")
 
 
 def test_a_runs_students_are_estimated_from_its_quick_students_before_any_student_was_measured():
@@ -101,7 +118,7 @@ def test_a_runs_students_are_estimated_from_its_quick_students_before_any_studen
     # 10 s a quick student of 30 epochs; the student has 100 epochs at most: 10 * 100 / 30.
     assert estimates["foster n=20: 1 student"] == pytest.approx(10.0 * 100 / 30)
     assert estimates["random n=20: 1 student"] == pytest.approx(10.0 * 100 / 30)  # same budget
-    assert estimates["random n=20: start"] is None and estimates["full-data reference"] is None
+    assert estimates["random n=20: start"] == pytest.approx(5.0) and estimates["full-data reference"] is None
 
 
 def test_later_phases_are_estimated_from_the_jobs_own_measured_phases():
@@ -124,9 +141,36 @@ def test_later_phases_are_estimated_from_the_jobs_own_measured_phases():
     view = job_progress(spec, encoding, now=1010.0).phase
     assert view.left == pytest.approx(40.0)
     assert view.text() == "encoding item texts — 1000 of 5000 item texts · about 40 s left"
-    started = job_progress(spec, {"status": "preparing", "phase": phase("encode", "encoding item texts", 0, 5000, 0.0)},
+    started = job_progress(spec, {"status": "preparing", "phase": phase("encode", "encoding item texts", 0, 5000, 0.0,
+                                                                     unit="item texts")},
                            now=1003.0).phase
-    assert started.left is None and started.text().endswith("· 3 s so far")
+    assert started.left is None
+    assert started.text().endswith("· 3 s so far · time left: after the first item text finishes")
+
+
+def test_a_phase_before_its_first_unit_says_its_time_left_or_when_it_will_be_known():
+    spec = quick_spec()
+    # The first quick students of the job: nothing measured predicts them, so the page says when it will.
+    scoring = {"status": "running", "timings": [timing("steps", 0, STEPS, STEPS, 40.0)],
+               "phase": phase("select", "foster n=20: scoring the synthetic data on held-out training data", 0, QUICK,
+                              1.0, pair=0, unit="quick students")}
+    view = job_progress(spec, scoring, now=1001.0).phase
+    assert view.left is None
+    assert view.text() == (f"foster n=20: scoring the synthetic data on held-out training data — 0 of {QUICK} quick "
+                           "students · 1 s so far · time left: after the first quick student finishes")
+    # The run's first student: from its quick students' pace (10 s each, 30 epochs against the student's 100).
+    evaluating = {"status": "running", "timings": [timing("select", 0, QUICK, QUICK, 10.0 * QUICK)],
+                  "phase": phase("students", "foster n=20: evaluating with fresh students", 0, 1, 10.0, pair=0,
+                                 unit="students")}
+    view = job_progress(spec, evaluating, now=1010.0).phase
+    assert view.left == pytest.approx(10.0 * 100 / 30 - 10.0)
+    assert view.text().endswith("— 0 of 1 students · about 23 s left")
+    # A coreset's start, unmeasured: a few seconds; a start nothing predicts says so rather than only "so far".
+    picking = {"status": "running", "phase": phase("distill", "random n=20: distilling", 0, None, 1.0, pair=1)}
+    assert job_progress(spec, picking, now=1001.0).phase.text() == "random n=20: distilling · a few seconds left"
+    starting = {"status": "running", "phase": phase("distill", "foster n=20: distilling", 0, None, 1.0, pair=0)}
+    assert job_progress(spec, starting, now=1001.0).phase.text() == \
+        "foster n=20: distilling · 1 s so far · time left: not estimated for this part"
 
 
 def test_a_real_data_run_is_never_said_to_train_on_synthetic_data(tmp_path):

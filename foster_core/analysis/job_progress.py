@@ -20,6 +20,19 @@ from .compare import run_title
 REFERENCE_TITLE = "full-data reference"
 # Phases whose total is an upper bound: early stopping may end them sooner.
 BOUNDED = ("expert", "reference")
+# Estimates this short read "a few seconds"; also the estimate of a coreset's start (it picks real sequences
+# by their item texts' embeddings, already encoded), which no measure precedes.
+FEW_SECONDS = 5.0
+
+
+def about(seconds: float) -> str:
+    """An estimate in words: "a few seconds" when short, else "about 1 min 32 s"."""
+    return "a few seconds" if seconds <= FEW_SECONDS else f"about {format_seconds(seconds)}"
+
+
+def one_of(unit: str) -> str:
+    """One of a phase's units: "epochs" -> "epoch", "quick students" -> "quick student"."""
+    return unit[:-1] if unit.endswith("s") else unit
 
 
 @dataclass(frozen=True)
@@ -47,10 +60,19 @@ class PhaseView:
         return min(max(self.done / self.total, 0.0), 1.0) if self.total else None
 
     def text(self) -> str:
-        counted = f" — {self.done} of {self.total}{' at most' if self.bounded else ''} {self.unit}".rstrip() \
-            if self.total else ""
-        left = (f" · about {format_seconds(self.left)} left{' at most' if self.bounded else ''}"
-                if self.left is not None else f" · {format_seconds(self.elapsed)} so far")
+        if not self.total:
+            counted = ""
+        elif self.bounded:  # "epoch 3 of at most 10": early stopping may end it before the last
+            counted = " — " + " ".join(filter(None, (one_of(self.unit), f"{self.done} of at most {self.total}")))
+        else:
+            counted = f" — {self.done} of {self.total} {self.unit}".rstrip()
+        if self.left is not None:
+            left = f" · {about(self.left)} left{' at most' if self.bounded else ''}"
+        elif self.total:  # no unit done yet, and nothing measured that predicts this phase
+            first = one_of(self.unit) or "unit"
+            left = f" · {format_seconds(self.elapsed)} so far · time left: after the first {first} finishes"
+        else:
+            left = f" · {format_seconds(self.elapsed)} so far · time left: not estimated for this part"
         return f"{self.label}{counted}{left}"
 
 
@@ -79,13 +101,14 @@ class JobProgress:
         and the time left in all (or for the part that can be estimated)."""
         if not self.to_come:
             return ""
-        named = ", ".join(label + (f" (about {format_seconds(s)})" if s is not None else "")
-                          for label, s in self.to_come)
-        unknown = [label for label, s in self.to_come if s is None]
+        # Each phase once: with its estimate, or among those not estimated yet.
+        named = ", ".join(f"{label} ({about(s)})" for label, s in self.to_come if s is not None)
+        unknown = ", ".join(label for label, s in self.to_come if s is None)
         if not unknown:
-            return f"Then: {named} · about {format_seconds(self.left)} left in all"
-        known = f" · about {format_seconds(self.left)} left for the part estimated so far" if self.left else ""
-        return f"Then: {named}{known}; not estimated yet: {', '.join(unknown)}"
+            return f"Then: {named} · {about(self.left)} left in all"
+        if not named:
+            return f"Then (not estimated yet): {unknown}"
+        return f"Then: {named} · {about(self.left)} left for the part estimated so far; not estimated yet: {unknown}"
 
 
 def plan(spec: JobSpec, configs: dict[str, Any], students: int, reference_epochs: int,
@@ -140,6 +163,10 @@ def estimate(spec: JobSpec, planned: Planned, measured: list[dict],
                 return float(timing["seconds"])
             if timing.get("done") and planned.count:
                 return timing["seconds"] / timing["done"] * planned.count
+    if planned.name == "distill" and planned.pair is not None:
+        method = spec.pairs()[planned.pair][0]
+        if method in method_names() and not get_method(method).needs_expert:
+            return FEW_SECONDS
     if planned.name == "students" and planned.count:
         for timing in reversed(measured):
             pair = timing.get("pair")
@@ -172,36 +199,36 @@ def job_progress(spec: JobSpec, state: dict, now: float | None = None) -> JobPro
     current = state.get("phase") or None
     if status not in ("queued", "preparing", "running") or current is None:
         return JobProgress(done, total, None, [], reference)
-    view = _phase_view(spec, current, measured, now)
+    ratios = {index: configs.student.epochs / configs.methods[method].select_epochs
+              for index, (method, _) in enumerate(pairs) if getattr(configs.methods[method], "select_epochs", 0)}
+    view = _phase_view(spec, current, measured, now, ratios)
     position = next((i for i, p in enumerate(phases)
                      if p.name == current.get("name") and p.pair == current.get("pair")), -1)
     # The phase at work measures its pace too, for the phases to come (its units so far, in their seconds).
     so_far = [{**current, "seconds": float(current.get("elapsed") or 0.0)}] if current.get("done") else []
-    ratios = {index: configs.student.epochs / configs.methods[method].select_epochs
-              for index, (method, _) in enumerate(pairs) if getattr(configs.methods[method], "select_epochs", 0)}
     to_come = [(p.label, estimate(spec, p, measured + so_far, ratios)) for p in phases[position + 1:]]
     return JobProgress(done, total, view, to_come, reference)
 
 
-def _phase_view(spec: JobSpec, current: dict, measured: list[dict], now: float | None) -> PhaseView:
+def _phase_view(spec: JobSpec, current: dict, measured: list[dict], now: float | None,
+                student_per_quick: dict[int, float]) -> PhaseView:
     """The phase at work: its count, and its time left from its own pace (or, before its first unit, from a
-    measured phase of the same kind)."""
+    measured phase of the same kind, or a run's students from its quick students' pace)."""
     name, phase_done, phase_total = current.get("name"), int(current.get("done") or 0), current.get("total")
     elapsed_at_write = float(current.get("elapsed") or 0.0)
     since = current.get("since")
     live = (now if now is not None else time.time()) - since if isinstance(since, (int, float)) else elapsed_at_write
     elapsed = max(elapsed_at_write, live)
     left = None
-    if phase_total:
+    if phase_total and phase_done > 0:
+        # The pace up to the last unit, less the time spent on the next one since.
         remaining = max(phase_total - phase_done, 0)
-        if phase_done > 0:
-            # The pace up to the last unit, less the time spent on the next one since.
-            left = max(elapsed_at_write / phase_done * remaining - (elapsed - elapsed_at_write), 0.0)
-        else:
-            planned = Planned(name, current.get("pair"), "", phase_total)
-            expected = estimate(spec, planned, measured)
-            if expected is not None:
-                left = max(expected - elapsed, 0.0)
+        left = max(elapsed_at_write / phase_done * remaining - (elapsed - elapsed_at_write), 0.0)
+    elif phase_total or name == "distill":
+        planned = Planned(name, current.get("pair"), "", phase_total)
+        expected = estimate(spec, planned, measured, student_per_quick)
+        if expected is not None:
+            left = max(expected - elapsed, 0.0)
     return PhaseView(current.get("label", name or ""), phase_done, phase_total, current.get("unit", ""), elapsed,
                      left, name in BOUNDED)
 
