@@ -1,6 +1,6 @@
 """What a job's worker writes about the phase it is in, so the app can show progress and time left for each.
 
-A job works through these phases, in this order (analysis/progress.py reads them back):
+A job works through these phases, in this order (analysis/job_progress.py reads them back):
 
     encode     item texts through the text encoder       done / total = texts
     expert     the expert recommender's epochs            done / total = epochs (early stopping may end it sooner)
