@@ -240,7 +240,7 @@ def check_a_click_on_a_synthetic_dot_selects_that_sequence_and_highlights_it(pag
 
 # The side-by-side table's default view: in view at 1400 px without scrolling sideways, costs included.
 NARROW_COLUMNS = ("method", "budget", "status", "quality vs full", "NDCG@10 (mean ± std)", "making data (s)",
-                  "training (s)", "speed-up")
+                  "training (s)", "speed-up", "finished")
 GRID_COLUMNS = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]')).map(grid => {
     // Glide's data grid draws on a canvas; its accessibility table lists the columns it draws in the current
     // scroll position (those at least partly inside the grid) and the rows' cells, but with no boxes of their

@@ -2,6 +2,7 @@
 cost there?", on hand-made run stores and frames: the ratio to full and its spread, the table's order, the
 smallest budget per target (or how far off), the chart's points and axes, and running and queued runs."""
 
+import json
 import os
 
 import pandas as pd
@@ -103,7 +104,7 @@ def test_running_and_queued_rows_say_their_status_instead_of_a_row_of_dashes():
     assert shown.iloc[0]["making data (s)"] == "–"  # full data is not made: its 0 s would read as free
     for line in (1, 2):  # no numbers yet: empty cells, not "–"
         assert set(shown.iloc[line][DEFAULT_COLUMNS[3:]]) == {""}
-    assert list(shown.columns) == DEFAULT_COLUMNS and len(DEFAULT_COLUMNS) == 8
+    assert list(shown.columns) == DEFAULT_COLUMNS and len(DEFAULT_COLUMNS) == 9
     assert list(side_by_side(rows, more=True).columns) == list(SIDE_BY_SIDE)
 
 
@@ -154,6 +155,20 @@ def test_each_method_keeps_its_own_colour_whichever_methods_a_chart_shows():
     everyone = method_colours()
     assert len(set(everyone.values())) == len(everyone) == len(method_names())  # all distinct
     assert method_colours(["foster"])["foster"] == everyone["foster"] == method_colours(["homemade"])["foster"]
-    assert everyone["random"] != everyone["foster"]
+    assert everyone["random"] == "#1F77B4" and everyone["foster"] == "#FF7F0E"  # blue against orange
     assert FULL_DATA_COLOUR not in everyone.values() and "#7F7F7F" not in everyone.values()  # no grey
     assert method_colours(["homemade"])["homemade"]  # an unknown method gets a colour too
+
+
+def test_two_runs_of_the_same_settings_tell_apart_by_when_they_finished(tmp_path):
+    store = RunStore(tmp_path)
+    first, second = (finished(store, "random", 5, 0.03, 0.0, 1.0) for _ in range(2))
+    for run, stamp in ((first, "2026-12-03T08:35:12+00:00"), (second, "2026-12-03T09:02:40+00:00")):
+        run.set_status("finished")
+        status = json.loads((run.path / "status.json").read_text())
+        (run.path / "status.json").write_text(json.dumps({**status, "updated": stamp}))
+    running = store.create("foster", {**SETUP, "budget": 5})
+    running.set_status("running")
+    shown = side_by_side(in_table_order(compare_table(store)))
+    assert "finished" in DEFAULT_COLUMNS and sorted(shown["finished"]) == ["", "12-03 08:35", "12-03 09:02"]
+    assert shown.loc[shown["status"] != "done", "finished"].tolist() == [""]  # not finished: no time

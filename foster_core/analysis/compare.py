@@ -32,7 +32,8 @@ def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFram
         row = {"run": run.id, "method": config.get("method"), "budget": config.get("budget"),
                "dataset": config.get("dataset"), "dataset_spec": config.get("dataset_spec"),
                "preset": config.get("preset", ""), "status": status.get("status"), "phase": status.get("phase"),
-               "created": config.get("created", "")}
+               "created": config.get("created", ""),
+               "finished": status.get("updated", "") if status.get("status") == "finished" else ""}
         test = (results or {}).get("test", {})
         ref_test = (reference_numbers or {}).get("test", {})
         for metric in HEADLINE:

@@ -22,12 +22,14 @@ PENDING_STATUSES = ("running", QUEUED)  # no numbers yet: their cells stay empty
 FULL_DATA = "full data"  # how the full-data reference reads in a table or a legend
 FULL_DATA_COLOUR = "black"  # its marker, apart from every method's colour
 # One colour per method, in the registry's order, so a method keeps its colour on every chart: plotly's D3
-# colours without its grey (close to full data's black and grey lines), its two pale ones darkened to read on white.
-METHOD_PALETTE = ([c for c in qualitative.D3 if c not in ("#7F7F7F", "#BCBD22", "#17BECF")]
-                  + ["#0E8A96", "#8C8C17"])
+# colours without its grey (close to full data's black and grey lines), its two pale ones darkened to read on
+# white, ordered so the methods most often set side by side (random, teacher, foster) read blue, green, orange.
+D3 = dict(zip(("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan"), qualitative.D3))
+METHOD_PALETTE = [D3["blue"], D3["purple"], D3["brown"], D3["pink"], "#0E8A96", "#8C8C17", D3["green"],
+                  D3["orange"], D3["red"]]
 
 # The side-by-side table's columns: plain name -> (width in pixels, help with the technical name). The first
-# eight are the default view, narrow enough for a 1400 px window; "more columns" shows them all.
+# nine are the default view, narrow enough for a 1400 px window; "more columns" shows them all.
 SIDE_BY_SIDE = {
     "method": (90, "How the data was made. *full data*: all the real training data, the reference."),
     "budget": (64, "Synthetic sequences in the data (n); *all*: the whole training split."),
@@ -42,6 +44,8 @@ SIDE_BY_SIDE = {
                          "(student_train_seconds)."),
     "speed-up": (80, "How many times faster a recommender trains on this data than on all the real training "
                      "data: full-data training seconds over this row's."),
+    "finished": (84, "When the run finished (UTC, month-day hour:minute); tells apart runs of the same settings. "
+                     "The run id is among the more columns."),
     "recall@10 vs full": (None, "Recall@10 as a share of full data's (ratio to full)."),
     "recall@20 vs full": (None, "Recall@20 as a share of full data's (ratio to full)."),
     "Recall@10 (mean ± std)": (None, "Test split, mean ± std over the recommenders trained."),
@@ -58,7 +62,7 @@ SIDE_BY_SIDE = {
     "created": (None, "When the run started (UTC)."),
     "run id": (None, "The run's folder in the run store."),
 }
-DEFAULT_COLUMNS = list(SIDE_BY_SIDE)[:8]
+DEFAULT_COLUMNS = list(SIDE_BY_SIDE)[:9]
 # Columns of compare_table -> (side-by-side name, format). Ratios read as a share of full data.
 RATIO_CELLS = {"ndcg@10 / full": "quality vs full", "recall@10 / full": "recall@10 vs full",
                "recall@20 / full": "recall@20 vs full"}
@@ -99,6 +103,13 @@ def format_share(value) -> str:
     return f"{value * 100:.2g}%" if 0 < value < 0.01 else f"{value:.1%}"
 
 
+def short_time(stamp) -> str:
+    """An ISO 8601 time as the run store writes it, '2026-12-03T08:35:12+00:00', as '12-03 08:35'; '' without one."""
+    if stamp is None or (not isinstance(stamp, str) and pd.isna(stamp)) or len(str(stamp)) < 16:
+        return ""
+    return f"{str(stamp)[5:10]} {str(stamp)[11:16]}"
+
+
 def status_label(status, phase=None) -> str:
     """A run's status in plain words: 'done', 'running (making data)', 'running (training)', 'queued', ..."""
     if status == "finished":
@@ -130,6 +141,7 @@ def side_by_side(rows: pd.DataFrame, more: bool = False) -> pd.DataFrame:
                           "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])],
                           "status": [status_label(s, p) for s, p in zip(rows["status"], phases)]},
                          index=rows.index)
+    shown["finished"] = [short_time(t) for t in rows["finished"]] if "finished" in rows else ""
     for column, name in RATIO_CELLS.items():
         shown[name] = [format_share(v) for v in rows[column]] if column in rows else MISSING
     for metric, name in MEAN_STD_CELLS.items():
