@@ -11,6 +11,7 @@ from ..methods import method_names
 from ..runs.evaluator import HEADLINE, architecture_rows, ratio_to, speed_up, student_train_seconds
 from ..runs.experiment import FULL
 from ..runs.jobs import ACTIVE, Job
+from ..runs.ladder import REACH_FRACTIONS
 from ..runs.run_store import Run, RunStore, architecture_results, full_data_numbers
 
 MISSING = "–"  # how every table cell without a value reads
@@ -191,7 +192,6 @@ def job_headline(table: pd.DataFrame, run_ids: list[str], metric: str = "ndcg@10
 
 
 NOT_REACHED = "not reached"
-REACH_FRACTIONS = (0.90, 0.95)
 REACH_COLUMNS = ["method", "fraction", "budget", "ratio", "position share", "student train s", "full-data train s",
                  "speed-up vs full", "best ratio", "best budget"]
 
