@@ -64,3 +64,12 @@ def test_a_running_run_cannot_be_deleted(tmp_path):
     with pytest.raises(ValueError, match="still running"):
         store.delete(run.id)
     assert json.loads((run.path / "config.json").read_text())["method"] == "foster"
+
+
+def test_a_run_loaded_another_way_is_not_measured_the_same_way():
+    from foster_core.runs.run_store import same_setup
+    base = {"dataset": "tiny", "model": {"hidden": 8}, "expert": {}, "student": {"seeds": [0]}}
+    whole = {**base, "data": {"truncate_histories": False}}
+    assert same_setup(whole, {**base, "data": {"truncate_histories": False}})
+    assert not same_setup(whole, {**base, "data": {"truncate_histories": True}})
+    assert not same_setup(whole, base)  # a run from before the loading was recorded

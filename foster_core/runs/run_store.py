@@ -72,7 +72,9 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-SETUP_KEYS = ("dataset", "model", "expert", "student")
+# "data": how the dataset was loaded (whole histories or the last items only); runs from before it was
+# recorded match only each other.
+SETUP_KEYS = ("dataset", "data", "model", "expert", "student")
 
 
 def architecture_results(results: dict | None) -> dict[str, dict]:
@@ -87,7 +89,8 @@ def architecture_results(results: dict | None) -> dict[str, dict]:
 
 
 def same_setup(a: dict, b: dict) -> bool:
-    """Whether two run configs were measured the same way: dataset, recommender, expert and students.
+    """Whether two run configs were measured the same way: dataset and its loading, recommender, expert and
+    students.
     Compared as JSON, so a config read from a file matches one built in memory (lists vs tuples)."""
     def setup(config: dict) -> str:
         values = {k: config.get(k) for k in SETUP_KEYS}

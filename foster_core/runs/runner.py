@@ -38,7 +38,8 @@ class RunOutcome:
 def run_config(context: DistillContext, method: str, budget: int | None, config: Any, student: StudentConfig) -> dict:
     """What a run folder records of how it was made (config.json, beside the method, id and time)."""
     return {"budget": budget, "dataset": context.dataset.name, "distill": to_dict(config) if config else {},
-            "student": to_dict(student), "model": to_dict(context.model_cfg), "expert": to_dict(context.expert_cfg)}
+            "student": to_dict(student), "model": to_dict(context.model_cfg), "expert": to_dict(context.expert_cfg),
+            "data": to_dict(context.dataset.config)}
 
 
 def run_method(
