@@ -9,14 +9,11 @@ import numpy as np
 import pandas as pd
 from plotly.colors import qualitative
 
-from ..analysis.compare import (MISSING, NOT_REACHED, QUEUED, budget_label, format_number, in_table_order, mean_std,
-                                method_rank)
+from ..analysis.compare import MISSING, NOT_REACHED, QUEUED, budget_label, format_number, in_table_order, mean_std
 from ..core.architectures import architecture_rank
 from ..methods import method_names
-from ..runs.evaluator import HEADLINE
 from ..runs.experiment import FULL
 
-METRICS = HEADLINE
 HIDDEN_STATUSES = ("stopped", "failed", "interrupted")  # no metrics: shown only when asked for
 PENDING_STATUSES = ("running", QUEUED)  # no numbers yet: their cells stay empty, the status says why
 FULL_DATA = "full data"  # how the full-data reference reads in a table or a legend
@@ -117,10 +114,6 @@ def status_label(status, phase=None) -> str:
     if status == "running":
         return "running (training)" if phase == "evaluate" else "running (making data)"
     return MISSING if status is None or pd.isna(status) else str(status)
-
-
-def shown_metrics(rows: pd.DataFrame) -> list[str]:
-    return [m for m in METRICS if m in rows]
 
 
 def visible_rows(rows: pd.DataFrame, show_unfinished: bool) -> pd.DataFrame:
