@@ -100,9 +100,17 @@ def run_to_show(runs: list[Run], main_method: str | None = None, picked: str | N
     ids = [run.id for run in runs]
     if picked in ids:
         return picked
-    with_curves = [run.id for run in runs if run.step_events]
+    # From the latest back, reading a history only for methods that draw loss curves, and stopping at the first
+    # that has some: the page reruns every 2 s while a job works, and a store holds many runs.
+    for run in reversed(runs):
+        if _draws_curves(run.config.get("method")) and run.step_events:
+            return run.id
     main = [run.id for run in runs if main_method is not None and run.config.get("method") == main_method]
-    return (with_curves or main or ids or [None])[-1]
+    return (main or ids or [None])[-1]
+
+
+def _draws_curves(method: str | None) -> bool:
+    return method in method_names() and get_method(method).loss_curves
 
 
 def resumable_runs(store: RunStore) -> list[Run]:
