@@ -10,6 +10,7 @@ from pathlib import Path
 from .cli_progress import EventLines, interactive, method_progress, progress_display, say
 # The tables are importable from here as they always were (benchmarks and tests use them).
 from .cli_tables import format_architecture_table, format_bench_table, format_speedup, format_summary  # noqa: F401
+from .core import distributed
 from .core.architectures import DEFAULT_ARCHITECTURE, architecture_names, get_architecture
 from .core.atomic import atomic_write_json
 from .core.data import DataConfig, DataError
@@ -202,7 +203,7 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
     for budget in budgets:  # before minutes of expert training, not after
         check_budget(context, budget)
     if not needs_expert(getattr(args, "methods", None) or [args.method]):
-        return context  # none of the methods uses the expert: nothing trains it
+        return _first_process_carries_on(context)  # none of the methods uses the expert: nothing trains it
     if context.expert_cached():
         print("Expert (training split, epoch chosen on its own holdout): cached", flush=True)
     else:
@@ -213,6 +214,21 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
         context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, say)
     context.expert()
     print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)
+    return _first_process_carries_on(context)
+
+
+class _OtherProcessDone(Exception):
+    """Under torchrun, a process other than the first has done its share (the expert's training)."""
+
+
+def _first_process_carries_on(context: DistillContext) -> DistillContext:
+    """Under torchrun, the processes train the expert together; the distillation, its students and the
+    full-data reference then run on the first process alone, and the others end."""
+    if distributed.active():
+        first = distributed.is_main()
+        distributed.stop()
+        if not first:
+            raise _OtherProcessDone
     return context
 
 
@@ -306,6 +322,8 @@ def _command_train(args: argparse.Namespace) -> int:
         on_epoch=EpochReporter("training", train_cfg, say),  # the lines `distill` prints for its expert
     )
     encoding.close()
+    if not report:  # under torchrun, a process other than the first: it trained, the first one reports
+        return 0
     return _finish(format_summary(report), report, args.out)
 
 
@@ -340,14 +358,22 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(HF_BARS_OFF, "1")
     try:
         _check_out(getattr(args, "out", None))
+        if args.command in ("train", "distill", "bench") and distributed.start(args.device):
+            if not distributed.is_main():  # one process speaks: the others' lines would repeat its own
+                sys.stdout = open(os.devnull, "w")
+            print(f"Training on {distributed.world_size()} processes (torchrun, DistributedDataParallel)", flush=True)
         if args.command == "train":
-            return _command_train(args)
+            code = _command_train(args)
+            distributed.stop()
+            return code
         if args.command == "distill":
             return _command_distill(args)
         if args.command == "bench":
             return _command_bench(args)
         if args.command == "resume":
             return _command_resume(args)
+    except _OtherProcessDone:
+        return 0
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -95,7 +95,14 @@ class Split:
         the split itself when it has no more users than that."""
         if users <= 0 or len(self.train) <= users:
             return self
-        keep = np.sort(np.random.default_rng(seed).choice(len(self.train), users, replace=False))
+        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self.train), users, replace=False)))
+
+    def shard(self, part: int, parts: int) -> "Split":
+        """Every `parts`-th user from user `part` on: one process's share when several validate together."""
+        return self if parts == 1 else self.subset(np.arange(part, len(self.train), parts))
+
+    def subset(self, keep: np.ndarray) -> "Split":
+        """The split of the users at indices `keep`, in that order."""
         return Split([self.train[i] for i in keep], self.valid_targets[keep], self.test_targets[keep])
 
 

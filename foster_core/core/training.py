@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from . import distributed
 from .atomic import atomic_write
 from .data import PAD_ID, Split, next_item_pairs  # next_item_pairs: imported from here by the methods
 from .evaluation import evaluate_model
@@ -281,10 +282,17 @@ def fit(
     (`clear_train_state`) once it has kept the result, so a kill in between loses nothing either. `streams`
     are the batch loss's own random generators (sampled negatives), saved with the rest."""
     generator = seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = distributed.local_device(resolve_device(cfg.device))
     check_precision(cfg.precision, device)
     model = get_architecture(arch).build(torch.as_tensor(text_embeddings), model_cfg).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Under torchrun: each process computes the loss of its share of every batch, and DDP averages the
+    # gradients in backward (it wraps the loss, since a batch loss calls several of the model's methods).
+    loss_of = _LossOf(model, batch_loss)
+    if distributed.active():
+        loss_of = torch.nn.parallel.DistributedDataParallel(
+            loss_of, device_ids=[device.index] if device.type == "cuda" else None)
+    main = distributed.is_main()  # only the first process writes checkpoints and the resume state
     state_dir = resume_dir if resume_dir is not None else checkpoint_dir
     folder = Path(state_dir) if state_dir is not None else None
     key = layout = ""
@@ -306,7 +314,7 @@ def fit(
         if checkpoint_dir is not None:
             checkpoints = [Path(checkpoint_dir) / f"epoch_{e:03d}.safetensors" for e in range(len(loop.history) + 1)]
     elif checkpoint_dir is not None:
-        checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / "epoch_000.safetensors"))
+        checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / "epoch_000.safetensors", write=main))
 
     def keep_state(state: LoopState) -> None:
         save_train_state(folder, {
@@ -319,21 +327,26 @@ def fit(
         losses = []
         for batch in _batches(tensors, cfg.batch_size, generator, lengths):
             with autocast(device, cfg.precision):
-                loss = batch_loss(model, tuple(t.to(device) for t in batch))
-            if not torch.isfinite(loss):
+                loss = loss_of(*(t.to(device) for t in batch))
+            if distributed.any_process(not bool(torch.isfinite(loss))):  # every process stops alike
                 raise FloatingPointError(f"Training loss became {loss.item()} at epoch {epoch}; lower the learning rate.")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             losses.append(loss.item())
         if checkpoint_dir is not None:
-            checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors"))
-        return {"loss": float(np.mean(losses))}
+            checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors",
+                                               write=main))
+        return {"loss": distributed.mean_over_processes({"loss": float(np.mean(losses))}, len(losses))["loss"]}
 
-    valid_split = split.sample_users(cfg.valid_users) if split is not None else None
-    evaluate = (lambda: evaluate_model(model, valid_split, "valid")) if valid_split is not None else None
+    evaluate = None
+    if split is not None:
+        # Each process validates its share of the users; the metrics are those of all of them.
+        valid_split = split.sample_users(cfg.valid_users)
+        own = valid_split.shard(distributed.rank(), distributed.world_size())
+        evaluate = lambda: distributed.mean_over_processes(evaluate_model(model, own, "valid"), len(own.train))  # noqa: E731
     history, best = run_epochs(cfg, train_epoch, evaluate, lambda: copy.deepcopy(model.state_dict()), callback,
-                               loop, keep_state if folder is not None else None)
+                               loop, keep_state if folder is not None and main else None)
     if best.state is not None:
         model.load_state_dict(best.state)
     model.eval()
@@ -396,7 +409,8 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
             callback(record)
         patience_out = (evaluate is not None and epoch - best.epoch >= cfg.patience
                         and stale >= cfg.patience_validations)
-        if not patience_out and cfg.time_limit_s and record["seconds"] >= cfg.time_limit_s:
+        # Each process reads its own clock: the time limit stops them all when it stops any.
+        if distributed.any_process(not patience_out and bool(cfg.time_limit_s) and record["seconds"] >= cfg.time_limit_s):
             record["stopped"] = "time_limit_s"
         state.best, state.elapsed = best, record["seconds"]
         state.finished = patience_out or "stopped" in record or epoch == cfg.epochs
@@ -421,11 +435,27 @@ def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torc
         batches = list(order.split(batch_size))
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
     for index in batches:
-        yield tuple(t[index] for t in tensors)
+        own = distributed.shard(index)  # under torchrun, this process's share of the batch
+        if own is not None:
+            yield tuple(t[own] for t in tensors)
 
 
-def save_checkpoint(model: ItemTextModel, path: Path) -> Path:
-    """Weights only (safetensors), written to a temporary file and renamed, so a kill never leaves half a file."""
+class _LossOf(torch.nn.Module):
+    """A model and its batch loss as one module, so DDP sees the whole step's forward pass."""
+
+    def __init__(self, model: ItemTextModel, batch_loss: Callable[[ItemTextModel, tuple[torch.Tensor, ...]], torch.Tensor]):
+        super().__init__()
+        self.model, self.batch_loss = model, batch_loss
+
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        return self.batch_loss(self.model, batch)
+
+
+def save_checkpoint(model: ItemTextModel, path: Path, write: bool = True) -> Path:
+    """Weights only (safetensors), written to a temporary file and renamed, so a kill never leaves half a file.
+    `write=False` (a process other than torchrun's first) only names the path the first one writes."""
+    if not write:
+        return path
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return atomic_write(path, lambda tmp: save_file(state, tmp))
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core import distributed
 from ..core.atomic import atomic_write_json
 from ..core.data import Dataset, Split, holdout_split, leave_one_out, pad_left, usable_indices
 from ..core.model import ModelConfig, TextSASRec
@@ -117,13 +118,15 @@ class DistillContext:
                 result = train_on_sequences(self.text_embeddings, self.holdout.train, self.holdout, self.model_cfg,
                                             self.expert_cfg, checkpoint_dir=folder, callback=self.on_expert_epoch)
             model = result.model.cpu()
-            save_checkpoint(model, folder / "best.safetensors")
             # The trajectory stops at the best epoch: later epochs were overfitting by the holdout's account.
             self._trajectory = result.checkpoints[: result.best_epoch + 1]
             self.expert_seconds = result.seconds
-            atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory], "seconds": result.seconds,
-                                          "best_epoch": result.best_epoch, "valid": result.best_valid})
-            clear_train_state(folder)  # only now: a kill before expert.json was written resumes, finished
+            if distributed.is_main():  # under torchrun every process trained it; the first one keeps it
+                save_checkpoint(model, folder / "best.safetensors")
+                atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory],
+                                              "seconds": result.seconds, "best_epoch": result.best_epoch,
+                                              "valid": result.best_valid})
+                clear_train_state(folder)  # only now: a kill before expert.json was written resumes, finished
         self._expert = model.to(resolve_device(self.expert_cfg.device)).eval()
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from ..core import distributed
 from ..core.config import to_dict
 from ..core.data import Dataset, leave_one_out
 from ..core.evaluation import evaluate_model, evaluate_split, popularity_scorer
@@ -35,14 +36,16 @@ def encode_items(
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> torch.Tensor:
-    encoder = TextEncoder(encoder_cfg, device=device, cache_dir=cache_dir)
-    return torch.from_numpy(encoder.encode(dataset.item_texts, progress))
+    with distributed.main_first():  # under torchrun, the first process fills the cache the others read
+        encoder = TextEncoder(encoder_cfg, device=device, cache_dir=cache_dir)
+        return torch.from_numpy(encoder.encode(dataset.item_texts, progress))
 
 
 def machine_description(device: torch.device) -> str:
+    processes = f" x {distributed.world_size()} processes" if distributed.active() else ""
     if device.type == "cuda":
-        return f"GPU {torch.cuda.get_device_name(device)}"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        return f"GPU {torch.cuda.get_device_name(device)}{processes}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads{processes}"
 
 
 def train_full_data(
@@ -55,7 +58,9 @@ def train_full_data(
     encode_progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> dict:
-    """Train a text-SASRec on the full training split; return a JSON-ready report with both reference rows."""
+    """Train a text-SASRec on the full training split; return a JSON-ready report with both reference rows.
+    Under torchrun every process trains (see core/distributed.py) and only the first evaluates and reports:
+    the others return {}."""
     model_cfg, train_cfg = model_cfg or ModelConfig(), train_cfg or TrainConfig()
     encoder_cfg = encoder_cfg or EncoderConfig()
     device = resolve_device(train_cfg.device)
@@ -68,6 +73,8 @@ def train_full_data(
     result = train_on_sequences(
         text_embeddings, split.train, split, model_cfg, train_cfg, checkpoint_dir=checkpoint_dir, callback=on_epoch
     )
+    if not distributed.is_main():
+        return {}
     if checkpoint_dir is not None:  # the result is in hand: a rerun trains again, it does not resume
         clear_train_state(checkpoint_dir)
     popularity = popularity_scorer(split.train, dataset.num_items)
@@ -81,6 +88,7 @@ def train_full_data(
         },
         "device": str(device),
         "machine": machine_description(device),
+        "processes": distributed.world_size(),  # torchrun's processes that trained it together
         "torch": torch.__version__,
         "seconds": {"encode": round(encode_seconds, 2), "train": round(result.seconds, 2)},
         "epochs_run": len(result.history),
