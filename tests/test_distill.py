@@ -125,6 +125,16 @@ def test_auto_and_the_device_it_picks_share_one_cached_expert(cyclic_dataset, tm
         assert key(other) != key("auto")
 
 
+def test_a_newer_setting_at_its_default_keeps_the_cached_experts_key(cyclic_dataset, tmp_path):
+    def key(**settings) -> str:
+        return DistillContext(cyclic_dataset, random_text_embeddings(cyclic_dataset.num_items), TINY_MODEL,
+                              TrainConfig(epochs=8, **settings), cache_dir=tmp_path).expert_key()
+
+    # The key of the same settings before `patience_validations` existed (pinned: caches on disk use it).
+    assert key() == key(patience_validations=0) == "deaf0e9a04173bfc2a211dbd"
+    assert key(patience_validations=3) != key()
+
+
 def test_budget_beyond_the_data_is_a_clear_error(context):
     with pytest.raises(ValueError, match="more than the"):
         distill(context, "random", 10_000)
