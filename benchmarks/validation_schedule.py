@@ -192,8 +192,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rules", nargs="+", type=parse_rule, default=[],
                         help="extra rules epochs,eval_every,patience,patience_validations (eval_every a multiple of 5)")
-    parser.add_argument("--full-json", type=Path, help="bench JSON with the full-data row (default: "
-                        "docs/results/bench_<dataset>_n<budget>_cost.json, else bench_<dataset>.json)")
+    parser.add_argument("--full-json", type=Path, help="bench JSON with the full-data row, loaded as this run loads "
+                        "the data (default: docs/results/bench_<dataset>_n<budget>_cost.json; none: no speed-ups)")
     parser.add_argument("--out", type=Path, help="default docs/results/validation_schedule_<dataset>_n<budget>.json")
     parser.add_argument("--resume", action="store_true", help="keep the students recorded in --out already")
     parser.add_argument("--replay-only", action="store_true", help="replay the curves in --out; train nothing")
@@ -201,8 +201,7 @@ def main() -> None:
     rules = RULES + [r for r in args.rules if r not in RULES]
     name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
     out = args.out or Path(f"docs/results/validation_schedule_{name}_n{args.budget}.json")
-    full_json = args.full_json or next((p for p in (Path(f"docs/results/bench_{name}_n{args.budget}_cost.json"),
-                                                    Path(f"docs/results/bench_{name}.json")) if p.is_file()), None)
+    full_json = args.full_json or Path(f"docs/results/bench_{name}_n{args.budget}_cost.json")
     student = StudentConfig(seeds=tuple(range(args.seeds)))
     report = json.loads(out.read_text()) if (args.resume or args.replay_only) and out.is_file() else {
         "dataset": name, "budget": args.budget, "student": to_dict(student),
@@ -218,6 +217,7 @@ def main() -> None:
     if not args.replay_only:
         dataset = load_dataset(args.dataset, DataConfig())
         context = build_context(dataset, ModelConfig(), TrainConfig())
+        report["stats"] = dataset.stats()  # how the data was loaded: a full-data reference must match it
         print(f"{dataset.name}: {dataset.num_users} users, {dataset.num_items} items", flush=True)
         for method in args.methods:
             entry = report["methods"].setdefault(method, {"students": []})
