@@ -6,7 +6,7 @@ epochs run; at every validation (every 5 epochs) the validation metrics (what ea
 test NDCG@10 of the model at that point are kept. The test pass is the benchmark's own (the loop's
 `evaluate_model` is wrapped here, with its time kept apart), so a student's unit costs are its seconds per
 training step and per validation pass alone.
-REPLAY: for each rule (TrainConfig epochs / eval_every / patience / patience_validations) the real
+REPLAY: for each rule (TrainConfig epochs / eval_every / patience) the real
 `run_epochs` runs with a fake training epoch and the recorded validation metrics, so the real stopping logic
 chooses the epoch; that epoch's recorded test NDCG@10, the steps and the validations are read off. Modelled
 student seconds = steps x step_s + validations x valid_s (the method's mean unit costs); the speed-up is the
@@ -15,7 +15,7 @@ JSON, not trained here) over that. "oracle" is the best recorded test point, for
 
     OMP_NUM_THREADS=1 python -m benchmarks.validation_schedule --dataset ../shared/data/amazon_scientific \
         --budget 20 --methods random kcenter teacher foster
-    python -m benchmarks.validation_schedule --replay-only --rules 300,10,60,4   # new rules, no training
+    python -m benchmarks.validation_schedule --replay-only --rules 300,10,60   # new rules, no training
 
 The JSON is written after each recorded student; --resume keeps the students an earlier (killed) run recorded.
 """
@@ -43,24 +43,24 @@ from foster_core.runs.experiment import build_context
 from foster_core.runs.runner import run_method
 
 METRIC = "ndcg@10"
-CURRENT = (300, 5, 60, 0)
-RULES = [CURRENT, (300, 10, 60, 0), (300, 10, 60, 4), (300, 20, 60, 3), (300, 25, 75, 3), (200, 10, 60, 4),
-         (150, 10, 60, 4), (150, 25, 50, 2), (100, 10, 40, 3),
+CURRENT = (300, 5, 60)
+RULES = [CURRENT, (300, 10, 60), (300, 20, 60), (300, 25, 75), (200, 10, 60), (150, 10, 60), (150, 25, 50),
+         (100, 10, 40),
          # Hard-label coresets peak at epoch 5 and collapse by 10; `teacher` dips after epoch 5 and climbs
          # again after 30: so validation every 5 epochs and 60 of patience, over fewer epochs.
-         (150, 5, 60, 0), (120, 5, 60, 0), (100, 5, 60, 0), (80, 5, 60, 0), (300, 5, 40, 0)]
+         (150, 5, 60), (120, 5, 60), (100, 5, 60), (80, 5, 60), (300, 5, 40)]
 UNITS = (("steps", "step_s"), ("validations", "valid_s"))
 FULL_FIELD = "student_seconds"  # the full-data row's steps + validation passes + test pass, per student
 
 
 def rule_name(rule: tuple[int, ...]) -> str:
-    return "epochs {} / every {} / patience {} / validations {}".format(*rule)
+    return "epochs {} / every {} / patience {}".format(*rule)
 
 
-def parse_rule(text: str) -> tuple[int, int, int, int]:
+def parse_rule(text: str) -> tuple[int, int, int]:
     rule = tuple(int(x) for x in text.split(","))
-    if len(rule) != 4:
-        raise argparse.ArgumentTypeError(f"a rule is epochs,eval_every,patience,patience_validations, not {text!r}")
+    if len(rule) != 3:
+        raise argparse.ArgumentTypeError(f"a rule is epochs,eval_every,patience, not {text!r}")
     return rule  # type: ignore[return-value]
 
 
@@ -95,12 +95,12 @@ def record_student(context, synthetic, seed: int, student: StudentConfig) -> dic
             "loop_seconds": result.seconds, "curve": curve}
 
 
-def replay(curve: list[dict], rule: tuple[int, int, int, int]) -> dict:
+def replay(curve: list[dict], rule: tuple[int, int, int]) -> dict:
     """The real loop's choice under `rule`, on a recorded curve: chosen epoch, its test metric, steps and
     validations run."""
-    epochs, every, patience, patience_validations = rule
+    epochs, every, patience = rule
     points = {p["epoch"]: p for p in curve}
-    cfg = TrainConfig(epochs=epochs, eval_every=every, patience=patience, patience_validations=patience_validations)
+    cfg = TrainConfig(epochs=epochs, eval_every=every, patience=patience)
     now = [0]
 
     def train_epoch(epoch: int) -> dict:
@@ -117,7 +117,7 @@ def replay(curve: list[dict], rule: tuple[int, int, int, int]) -> dict:
             "validations": sum("valid" in r for r in history)}
 
 
-def summarise(report: dict, rules: list[tuple[int, int, int, int]]) -> list[dict]:
+def summarise(report: dict, rules: list[tuple[int, int, int]]) -> list[dict]:
     """One row per method and rule (and the oracle): mean ± std (population) over the recorded students."""
     reference, rows = report["full_reference"], []
     full_seconds = reference.get("seconds")
@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["random", "kcenter", "teacher", "foster"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rules", nargs="+", type=parse_rule, default=[],
-                        help="extra rules epochs,eval_every,patience,patience_validations (eval_every a multiple of 5)")
+                        help="extra rules epochs,eval_every,patience (eval_every a multiple of 5)")
     parser.add_argument("--full-json", type=Path, help="bench JSON with the full-data row, loaded as this run loads "
                         "the data (default: docs/results/bench_<dataset>_n<budget>_cost.json; none: no speed-ups)")
     parser.add_argument("--out", type=Path, help="default docs/results/validation_schedule_<dataset>_n<budget>.json")

@@ -150,21 +150,3 @@ def test_a_killed_full_data_student_resumes(tmp_path):
     assert again["per_seed_test"] == expected["per_seed_test"]
     assert not list(context.expert_folder().glob("*_unfinished"))  # done: nothing left behind
 
-
-def test_patience_in_validations_waits_for_that_many_looks_without_a_better_one():
-    # Validation every 5 epochs, patience 10 epochs. Scores at epochs 5, 10, 15, 20, 25, 30: best at 5.
-    def stop_epoch(patience_validations: int) -> int:
-        scores = iter([0.5, 0.4, 0.45, 0.3, 0.2, 0.1])
-        cfg = TrainConfig(epochs=30, eval_every=5, patience=10, patience_validations=patience_validations)
-        history, best = run_epochs(cfg, lambda e: {"loss": 0.0}, lambda: {"ndcg@10": next(scores)}, dict)
-        assert best.epoch == 5
-        return history[-1]["epoch"]
-
-    assert stop_epoch(0) == 15  # 10 epochs after the best: two looks (10, 15), epochs alone decide
-    assert stop_epoch(2) == 15  # two looks without a better one by then
-    assert stop_epoch(4) == 25  # looks at 10, 15, 20, 25
-    # A better score resets the count: best moves to 10, then looks at 15, 20, 25 -> 3 looks, epoch 25.
-    scores = iter([0.4, 0.5, 0.45, 0.3, 0.2, 0.1])
-    cfg = TrainConfig(epochs=30, eval_every=5, patience=10, patience_validations=3)
-    history, best = run_epochs(cfg, lambda e: {"loss": 0.0}, lambda: {"ndcg@10": next(scores)}, dict)
-    assert (best.epoch, history[-1]["epoch"]) == (10, 25)

@@ -16,14 +16,14 @@ def curve(scores: dict[int, float]) -> list[dict]:
     return [{"epoch": e, "valid": {"ndcg@10": s}, "test": {"ndcg@10": s / 2}} for e, s in sorted(scores.items())]
 
 
-def test_replay_counts_patience_in_epochs_and_validations():
+def test_replay_counts_patience_in_epochs():
     # A noisy, rising curve: best at 10, two dips, then a better point at 40.
     recorded = curve({5: 0.1, 10: 0.3, 15: 0.2, 20: 0.25, 25: 0.2, 30: 0.1, 35: 0.2, 40: 0.4, 45: 0.1, 50: 0.1})
-    assert replay(recorded, (50, 5, 10, 0)) == {"epoch": 10, "test": 0.15, "steps": 20, "validations": 4}
-    # Every 10 epochs with 10 epochs of patience, it stops at 20; asking for 3 stale validations too reaches 40.
-    assert replay(recorded, (50, 10, 10, 0))["steps"] == 20
-    assert replay(recorded, (50, 10, 10, 3)) == {"epoch": 40, "test": 0.2, "steps": 50, "validations": 5}
-    assert replay(recorded, (30, 10, 30, 0))["epoch"] == 10  # the last epoch always validates
+    assert replay(recorded, (50, 5, 10)) == {"epoch": 10, "test": 0.15, "steps": 20, "validations": 4}
+    # Every 10 epochs with 10 epochs of patience, it also stops at 20; 30 epochs of patience reach 40.
+    assert replay(recorded, (50, 10, 10))["steps"] == 20
+    assert replay(recorded, (50, 10, 30)) == {"epoch": 40, "test": 0.2, "steps": 50, "validations": 5}
+    assert replay(recorded, (30, 10, 30))["epoch"] == 10  # the last epoch always validates
 
 
 def test_recorded_curve_replays_the_real_training(tmp_path):
@@ -36,5 +36,5 @@ def test_recorded_curve_replays_the_real_training(tmp_path):
     real = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg,
                               TrainConfig(epochs=30, batch_size=4, lr=student.lr, patience=10, eval_every=5,
                                           seed=0, device="cpu"))
-    replayed = replay(recorded["curve"], (30, 5, 10, 0))
+    replayed = replay(recorded["curve"], (30, 5, 10))
     assert (replayed["epoch"], replayed["steps"]) == (real.best_epoch, len(real.history))

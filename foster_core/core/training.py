@@ -41,9 +41,6 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 15  # epochs without a better validation NDCG@10 before stopping
-    # ... and at least this many validations without a better one (0 = epochs alone decide): with sparse
-    # validations, a patience in epochs alone can stop a noisy, still rising curve at its first dips.
-    patience_validations: int = 0
     eval_every: int = 1  # epochs between validation checks (many tiny epochs on synthetic data)
     seed: int = 0
     device: str = "auto"
@@ -382,14 +379,12 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
     """The one epoch loop with early stopping, for every trainer (`fit`, `finetune.train_finetuned`).
 
     Each epoch: `train_epoch(epoch)` (its dict joins the epoch's record), validation every `eval_every`
-    epochs and at the last, a snapshot of the best epoch; stop after `patience` epochs (and at least
-    `patience_validations` validations) without a better validation NDCG@10, or past `time_limit_s`.
-    Without `evaluate` every epoch runs and nothing is kept.
+    epochs and at the last, a snapshot of the best epoch; stop after `patience` epochs without a better
+    validation NDCG@10, or past `time_limit_s`. Without `evaluate` every epoch runs and nothing is kept.
     `resumed` continues a loop from its saved state; `after_epoch` sees the state after every epoch."""
     state = resumed or LoopState()
     start = time.perf_counter() - state.elapsed
     history, best = state.history, state.best
-    stale = sum(1 for r in history if "valid" in r and r["epoch"] > best.epoch)  # validations since the best
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         if state.finished:
             break
@@ -401,14 +396,11 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
             record["eval_seconds"] = time.perf_counter() - started
             record["seconds"] = time.perf_counter() - start
             if valid[SELECTION_METRIC] > best.score:
-                best, stale = BestEpoch(epoch, valid[SELECTION_METRIC], valid, snapshot()), 0
-            else:
-                stale += 1
+                best = BestEpoch(epoch, valid[SELECTION_METRIC], valid, snapshot())
         history.append(record)
         if callback:
             callback(record)
-        patience_out = (evaluate is not None and epoch - best.epoch >= cfg.patience
-                        and stale >= cfg.patience_validations)
+        patience_out = evaluate is not None and epoch - best.epoch >= cfg.patience
         # Each process reads its own clock: the time limit stops them all when it stops any.
         if distributed.any_process(not patience_out and bool(cfg.time_limit_s) and record["seconds"] >= cfg.time_limit_s):
             record["stopped"] = "time_limit_s"

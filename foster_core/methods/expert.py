@@ -31,9 +31,6 @@ from ..core.training import EpochCallback, TrainConfig, load_checkpoint, save_ch
 # A sequence's text summary weighs each item by this per step back from its last item (half weight about
 # 7 items back): the expert's summary, its last hidden state, leans on the recent items as well.
 RECENCY_DECAY = 0.9
-# TrainConfig fields added after experts were cached: at these values they train as before the field
-# existed, so they stay out of the key and an upgrade keeps the cached experts (and full-data students).
-KEYED_ONLY_OFF_DEFAULT = {"patience_validations": 0}
 
 
 @dataclass
@@ -80,9 +77,6 @@ class DistillContext:
         # "holdout": the expert selects its epoch on the training split's holdout (older caches did not).
         expert_cfg = asdict(self.expert_cfg)
         expert_cfg["device"] = device_key(expert_cfg["device"])  # "auto" and what it resolves to: one entry
-        for name, default in KEYED_ONLY_OFF_DEFAULT.items():  # settings newer than the caches in use
-            if expert_cfg.get(name) == default:
-                del expert_cfg[name]
         digest.update(json.dumps([asdict(self.model_cfg), expert_cfg, "holdout"], sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.text_embeddings.numpy()).tobytes())
         for seq in self.train:

@@ -45,7 +45,6 @@ class StudentConfig:
     epochs: int = 300
     lr: float = 3e-3
     patience: int = 60  # epochs
-    patience_validations: int = 0  # and validations without a better one (TrainConfig.patience_validations)
     eval_every: int = 5
     device: str = "auto"
     architectures: tuple[str, ...] = (DEFAULT_ARCHITECTURE,)  # the first is the headline
@@ -74,8 +73,7 @@ def evaluate_synthetic(context: DistillContext, synthetic: SyntheticData, studen
         tests, valids, costs = [], [], []
         for seed in student.seeds:
             cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
-                              patience=student.patience, patience_validations=student.patience_validations,
-                              eval_every=student.eval_every, seed=seed, device=student.device)
+                              patience=student.patience, eval_every=student.eval_every, seed=seed, device=student.device)
             result = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg, cfg,
                                         arch=arch)
             tests.append(_timed_test(result, context, costs))
