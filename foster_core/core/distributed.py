@@ -22,10 +22,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
+
+BatchLoss = Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], torch.Tensor]
 
 
 def launched() -> bool:
@@ -92,6 +94,27 @@ def main_first() -> Iterator[None]:
     yield
     if is_main():
         dist.barrier()
+
+
+class _LossOf(torch.nn.Module):
+    """A model and its batch loss as one module, so DDP sees the whole step's forward pass (a batch loss
+    calls several of the model's methods, not only its forward)."""
+
+    def __init__(self, model: torch.nn.Module, batch_loss: BatchLoss):
+        super().__init__()
+        self.model, self.batch_loss = model, batch_loss
+
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        return self.batch_loss(self.model, batch)
+
+
+def step_loss(model: torch.nn.Module, batch_loss: BatchLoss, device: torch.device) -> Callable[..., torch.Tensor]:
+    """`loss(*batch)` for a training step: `batch_loss(model, batch)`, wrapped in DistributedDataParallel
+    when several processes train, so that backward averages their gradients."""
+    module = _LossOf(model, batch_loss)
+    if not active():
+        return module
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def shard(index: torch.Tensor) -> torch.Tensor | None:

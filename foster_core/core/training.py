@@ -283,12 +283,7 @@ def fit(
     check_precision(cfg.precision, device)
     model = get_architecture(arch).build(torch.as_tensor(text_embeddings), model_cfg).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # Under torchrun: each process computes the loss of its share of every batch, and DDP averages the
-    # gradients in backward (it wraps the loss, since a batch loss calls several of the model's methods).
-    loss_of = _LossOf(model, batch_loss)
-    if distributed.active():
-        loss_of = torch.nn.parallel.DistributedDataParallel(
-            loss_of, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_of = distributed.step_loss(model, batch_loss, device)  # under torchrun, DDP averages the gradients
     main = distributed.is_main()  # only the first process writes checkpoints and the resume state
     state_dir = resume_dir if resume_dir is not None else checkpoint_dir
     folder = Path(state_dir) if state_dir is not None else None
@@ -430,17 +425,6 @@ def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torc
         own = distributed.shard(index)  # under torchrun, this process's share of the batch
         if own is not None:
             yield tuple(t[own] for t in tensors)
-
-
-class _LossOf(torch.nn.Module):
-    """A model and its batch loss as one module, so DDP sees the whole step's forward pass."""
-
-    def __init__(self, model: ItemTextModel, batch_loss: Callable[[ItemTextModel, tuple[torch.Tensor, ...]], torch.Tensor]):
-        super().__init__()
-        self.model, self.batch_loss = model, batch_loss
-
-    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
-        return self.batch_loss(self.model, batch)
 
 
 def save_checkpoint(model: ItemTextModel, path: Path, write: bool = True) -> Path:
