@@ -1,5 +1,6 @@
-"""Trains one tiny model and writes its weights and history: run by tests/test_distributed.py once as a
-plain process and once under `torchrun --nproc_per_node 2`, to compare the two."""
+"""Run by tests/test_distributed.py, in-process as one process and under `torchrun --nproc_per_node 2`:
+trains one tiny model and writes its weights and history per process; given a data folder too, then runs
+the `train` command on it (what a user types after torchrun), writing its report there."""
 
 import json
 import sys
@@ -7,13 +8,14 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from foster_core.cli import main as cli_main
 from foster_core.core import distributed
 from foster_core.core.data import leave_one_out
 from foster_core.core.training import TrainConfig, train_on_sequences
 from foster_core.testing import SMALL_MODEL, cyclic_dataset, random_text_embeddings
 
 
-def main(out: Path) -> None:
+def main(out: Path, data: Path | None = None) -> None:
     distributed.start("cpu")
     # 40 users of 8 items: 40 training rows of equal length, 5 batches of 8, 4 rows a process.
     dataset = cyclic_dataset(n_users=40, n_items=12, length=8)
@@ -23,8 +25,13 @@ def main(out: Path) -> None:
     tag = f"rank{distributed.rank()}_of{distributed.world_size()}"
     save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, str(out / f"{tag}.safetensors"))
     (out / f"{tag}.json").write_text(json.dumps([{"loss": r["loss"], "valid": r["valid"]} for r in result.history]))
+    if data is not None:  # the command leaves the process group when it is done
+        code = cli_main(["train", "--dataset", str(data), "--out", str(data / "report.json"), "--epochs", "3",
+                         "--hidden", "16", "--blocks", "1", "--device", "cpu"])
+        if code:
+            raise SystemExit(code)
     distributed.stop()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -14,25 +14,25 @@ from foster_core.core.data import Split
 
 from conftest import cyclic_tables
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "FOSTER_CACHE_DIR": str(tmp_path / "cache")}
+def test_two_processes_take_the_steps_of_one_and_the_command_reports_once(tmp_path):
+    from ddp_worker import main as worker
+    worker(tmp_path)  # one process, in this one
+    data = tmp_path / "data"
+    data.mkdir()
+    inter, items = cyclic_tables(n_users=30, n_items=10)
+    inter.to_csv(data / "interactions.csv", index=False)
+    items.to_csv(data / "items.csv", index=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+           "FOSTER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("WORLD_SIZE", None)
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(Path(__file__).with_name("ddp_worker.py")), str(tmp_path), str(data)],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc
 
-
-def _torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
-
-
-def test_two_processes_take_the_steps_of_one_and_stay_in_step(tmp_path):
-    _run([sys.executable, str(WORKER), str(tmp_path)], tmp_path)
-    _run(_torchrun(str(WORKER), str(tmp_path)), tmp_path)
     one = load_file(str(tmp_path / "rank0_of1.safetensors"))
     first, second = (load_file(str(tmp_path / f"rank{r}_of2.safetensors")) for r in (0, 1))
     # DDP keeps the processes' weights identical, and with equal halves of each batch their averaged
@@ -49,15 +49,8 @@ def test_two_processes_take_the_steps_of_one_and_stay_in_step(tmp_path):
         assert abs(two["loss"] - alone["loss"]) < 1e-4
         assert abs(two["valid"]["ndcg@10"] - alone["valid"]["ndcg@10"]) < 1e-4
 
-
-def test_torchrun_train_command_reports_once_from_the_first_process(tmp_path):
-    inter, items = cyclic_tables(n_users=30, n_items=10)
-    inter.to_csv(tmp_path / "interactions.csv", index=False)
-    items.to_csv(tmp_path / "items.csv", index=False)
-    out = tmp_path / "report.json"
-    proc = _run(_torchrun("-m", "foster_core", "train", "--dataset", str(tmp_path), "--out", str(out),
-                          "--epochs", "3", "--hidden", "16", "--blocks", "1", "--device", "cpu"), tmp_path)
-    report = json.loads(out.read_text())
+    # The train command under torchrun: one report, from the first process, which says how it trained.
+    report = json.loads((data / "report.json").read_text())
     assert report["processes"] == 2 and report["epochs_run"] == 3 and "x 2 processes" in report["machine"]
     assert proc.stdout.count("Training on 2 processes") == 1  # the second process prints nothing
     assert proc.stdout.count("| text-SASRec | test |") == 1
