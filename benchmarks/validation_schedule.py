@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--methods", nargs="+", default=["random", "kcenter", "teacher", "foster"])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=StudentConfig.epochs,
+                        help="epochs each student is recorded for (the students' default; more shows where they peak)")
     parser.add_argument("--rules", nargs="+", type=parse_rule, default=[],
                         help="extra rules epochs,eval_every,patience (eval_every a multiple of 5)")
     parser.add_argument("--full-json", type=Path, help="bench JSON with the full-data row, loaded as this run loads "
@@ -202,7 +204,7 @@ def main() -> None:
     name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
     out = args.out or Path(f"docs/results/validation_schedule_{name}_n{args.budget}.json")
     full_json = args.full_json or Path(f"docs/results/bench_{name}_n{args.budget}_cost.json")
-    student = StudentConfig(seeds=tuple(range(args.seeds)))
+    student = StudentConfig(seeds=tuple(range(args.seeds)), epochs=args.epochs)
     report = json.loads(out.read_text()) if (args.resume or args.replay_only) and out.is_file() else {
         "dataset": name, "budget": args.budget, "student": to_dict(student),
         "recorded": {"epochs": student.epochs, "eval_every": student.eval_every, "patience": student.epochs},
