@@ -3,10 +3,13 @@ and the bench's transfer table over student architectures."""
 
 from __future__ import annotations
 
-from .analysis.compare import MISSING, format_mean_std, format_number
+import math
+
+import pandas as pd
+
+from .analysis.compare import MISSING, budget_to_reach, format_mean_std, format_number
 from .core.architectures import architecture_rank
-from .runs.evaluator import format_seconds, speed_up
-from .runs.ladder import REACH_FRACTIONS, Reach, smallest_reaching
+from .runs.evaluator import format_seconds, speed_up, student_train_seconds
 from .runs.run_store import FULL
 
 
@@ -29,7 +32,7 @@ def format_bench_table(report: dict) -> str:
             f"{row['distill_seconds']:.1f} | {row['peak_mb']:.0f} | "
             f"{'' if train is None else f'{train:.1f}'} | {'' if evaluation is None else f'{evaluation:.1f}'} | "
             f"{format_speedup(speedup)} |")
-    reach = format_reach_lines(report["rows"], report.get("ladder", {}))
+    reach = format_reach_lines(report["rows"], report.get("ladder", {}).get("stopped"))
     if reach:
         lines += ["", "Smallest budget per method that reaches a share of the full-data NDCG@10:", *reach]
     if "by_architecture" in report:
@@ -40,28 +43,38 @@ def format_bench_table(report: dict) -> str:
 def format_reach_lines(rows: list[dict], stops: dict[str, str] | None = None) -> list[str]:
     """One line per method: the smallest budget reaching 90% and 95% of full data, with its share of the
     training data, its student training time and that training's speed-up against full data; where the
-    budget ladder stopped a method, why."""
+    budget ladder stopped a method, why. The budgets come from Compare's `budget_to_reach`, on the bench rows."""
+    full = next((r for r in rows if r["method"] == FULL), {})
+    table = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "ndcg@10 / full": r.get("ratio_ndcg@10"),
+                           "position share": r.get("position_share"), "student train s": student_train_seconds(r),
+                           "full-data train s": student_train_seconds(full)}
+                          for r in rows if r["method"] != FULL])
     lines = []
-    for reaches in zip(*(smallest_reaching(rows, fraction) for fraction in REACH_FRACTIONS)):
-        method = reaches[0].method
-        best = max((r for r in rows if r["method"] == method), key=lambda r: r["ratio_ndcg@10"])
-        by_budget: dict[int | None, list[Reach]] = {}  # fractions reached at the same budget share a clause
-        for reach in reaches:
-            by_budget.setdefault(reach.budget, []).append(reach)
+    for method, reaches in budget_to_reach(table).groupby("method", sort=False):
+        clauses: dict[object, list[dict]] = {}  # fractions reached at the same budget share a clause
+        for reach in reaches.to_dict("records"):
+            clauses.setdefault(_number(reach["budget"]), []).append(reach)
         stop = (stops or {}).get(method)
-        lines.append(f"- {method}: " + "; ".join(_reach_text(group, best) for group in by_budget.values())
+        lines.append(f"- {method}: " + "; ".join(map(_reach_text, clauses.values()))
                      + (f" (the ladder stopped: {stop})" if stop else ""))
     return lines
 
 
-def _reach_text(group: list[Reach], best: dict) -> str:
-    fractions, reach = " and ".join(f"{r.fraction:.0%}" for r in group), group[0]
-    if reach.budget is None:
-        return f"{fractions} of full not reached (best {best['ratio_ndcg@10']:.2f} of full, at n={best['budget']})"
-    share = MISSING if reach.position_share is None else f"{reach.position_share:.1%} of the training data"
-    speedup = format_speedup(reach.speed_up) or MISSING
-    return (f"{fractions} of full at n={reach.budget} ({share}, student training "
-            f"{format_seconds(reach.student_train_seconds)}, speed-up {speedup} against full data)")
+def _number(value: object) -> float | None:
+    """A table cell as a number, None where it is missing (pandas gives NaN)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _reach_text(group: list[dict]) -> str:
+    fractions, reach = " and ".join(f"{r['fraction']:.0%}" for r in group), group[0]
+    if _number(reach["budget"]) is None:
+        return (f"{fractions} of full not reached (best {reach['best ratio']:.2f} of full, "
+                f"at n={int(reach['best budget'])})")
+    share = _number(reach["position share"])
+    share = MISSING if share is None else f"{share:.1%} of the training data"
+    speedup = format_speedup(_number(reach["speed-up vs full"])) or MISSING
+    return (f"{fractions} of full at n={int(reach['budget'])} ({share}, student training "
+            f"{format_seconds(_number(reach['student train s']))}, speed-up {speedup} against full data)")
 
 
 def format_speedup(speedup: float | None) -> str:

@@ -9,15 +9,10 @@ where the evaluator recorded it, `position_share`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from .evaluator import speed_up, student_train_seconds
-from .run_store import FULL
-
 LADDER_STEPS = (10, 20, 50)  # times 1, 10, 100, ...: 10, 20, 50, 100, 200, 500, ...
 STOP_RATIO = 0.95  # of full-data NDCG@10
 STOP_POSITION_SHARE = 0.25  # of the training split's next-item targets
-REACH_FRACTIONS = (0.90, 0.95)  # the closing line of each method in the bench table
+REACH_FRACTIONS = (0.90, 0.95)  # Compare's targets and the closing line of each method in the bench table
 
 
 def ladder_budgets(usable: int) -> list[int]:
@@ -42,32 +37,3 @@ def ladder_stop(row: dict) -> str | None:
         return (f"the synthetic data holds {share:.0%} of the training positions "
                 f"(the ladder stops at {STOP_POSITION_SHARE:.0%})")
     return None
-
-
-@dataclass(frozen=True)
-class Reach:
-    """The smallest budget of a method whose NDCG@10 reaches `fraction` of full data (None: not reached)."""
-
-    method: str
-    fraction: float
-    budget: int | None = None
-    position_share: float | None = None
-    student_train_seconds: float | None = None
-    speed_up: float | None = None
-
-
-def smallest_reaching(rows: list[dict], fraction: float) -> list[Reach]:
-    """For each method of the bench rows (in their order), the smallest budget reaching `fraction` of the
-    full-data NDCG@10, its share of the training data, its student training seconds and the speed-up of that
-    training against full data's. A budget run with several seeds is one row, its ratio the mean's."""
-    full = next((r for r in rows if r["method"] == FULL), {})
-    found: dict[str, Reach] = {}
-    for row in sorted((r for r in rows if r["method"] != FULL), key=lambda r: r["budget"]):
-        method = row["method"]
-        found.setdefault(method, Reach(method, fraction))
-        if found[method].budget is None and (row.get("ratio_ndcg@10") or 0.0) >= fraction:
-            train = student_train_seconds(row)
-            found[method] = Reach(method, fraction, row["budget"], row.get("position_share"), train,
-                                  speed_up(train, student_train_seconds(full), method))
-    order = list(dict.fromkeys(r["method"] for r in rows if r["method"] != FULL))
-    return [found[m] for m in order]
