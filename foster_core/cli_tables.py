@@ -3,8 +3,6 @@ and the bench's transfer table over student architectures."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from .analysis.compare import MISSING, budget_to_reach, format_mean_std, format_number
@@ -52,29 +50,23 @@ def format_reach_lines(rows: list[dict], stops: dict[str, str] | None = None) ->
     lines = []
     for method, reaches in budget_to_reach(table).groupby("method", sort=False):
         clauses: dict[object, list[dict]] = {}  # fractions reached at the same budget share a clause
-        for reach in reaches.to_dict("records"):
-            clauses.setdefault(_number(reach["budget"]), []).append(reach)
+        for reach in reaches.astype(object).where(reaches.notna(), None).to_dict("records"):  # NaN -> None
+            clauses.setdefault(reach["budget"], []).append(reach)
         stop = (stops or {}).get(method)
         lines.append(f"- {method}: " + "; ".join(map(_reach_text, clauses.values()))
                      + (f" (the ladder stopped: {stop})" if stop else ""))
     return lines
 
 
-def _number(value: object) -> float | None:
-    """A table cell as a number, None where it is missing (pandas gives NaN)."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
 def _reach_text(group: list[dict]) -> str:
     fractions, reach = " and ".join(f"{r['fraction']:.0%}" for r in group), group[0]
-    if _number(reach["budget"]) is None:
+    if reach["budget"] is None:
         return (f"{fractions} of full not reached (best {reach['best ratio']:.2f} of full, "
                 f"at n={int(reach['best budget'])})")
-    share = _number(reach["position share"])
-    share = MISSING if share is None else f"{share:.1%} of the training data"
-    speedup = format_speedup(_number(reach["speed-up vs full"])) or MISSING
+    share = format_number(reach["position share"], "{:.1%} of the training data")
+    speedup = format_speedup(reach["speed-up vs full"]) or MISSING
     return (f"{fractions} of full at n={int(reach['budget'])} ({share}, student training "
-            f"{format_seconds(_number(reach['student train s']))}, speed-up {speedup} against full data)")
+            f"{format_seconds(reach['student train s'])}, speed-up {speedup} against full data)")
 
 
 def format_speedup(speedup: float | None) -> str:

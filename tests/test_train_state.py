@@ -149,4 +149,3 @@ def test_a_killed_full_data_student_resumes(tmp_path):
     again = evaluate_full(tiny_context(cache_dir=tmp_path / "b"), student)
     assert again["per_seed_test"] == expected["per_seed_test"]
     assert not list(context.expert_folder().glob("*_unfinished"))  # done: nothing left behind
-

@@ -297,6 +297,12 @@ def fit(
     # this feature's first version, whose amazon_games trainings were still running: they are accepted.)
     if saved is not None and saved.get("layout", layout) != layout:
         saved = None
+
+    def keep_checkpoint(epoch: int) -> Path:
+        """This epoch's weights in the trajectory; under torchrun only the first process writes them."""
+        path = Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors"
+        return save_checkpoint(model, path) if main else path
+
     loop, checkpoints = LoopState(), []
     if saved is not None:  # a killed run of this same training: continue after its last finished epoch
         model.load_state_dict(saved["model"])
@@ -306,7 +312,7 @@ def fit(
         if checkpoint_dir is not None:
             checkpoints = [Path(checkpoint_dir) / f"epoch_{e:03d}.safetensors" for e in range(len(loop.history) + 1)]
     elif checkpoint_dir is not None:
-        checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / "epoch_000.safetensors", write=main))
+        checkpoints.append(keep_checkpoint(0))
 
     def keep_state(state: LoopState) -> None:
         save_train_state(folder, {
@@ -327,8 +333,7 @@ def fit(
             optimiser.step()
             losses.append(loss.item())
         if checkpoint_dir is not None:
-            checkpoints.append(save_checkpoint(model, Path(checkpoint_dir) / f"epoch_{epoch:03d}.safetensors",
-                                               write=main))
+            checkpoints.append(keep_checkpoint(epoch))
         return {"loss": distributed.mean_over_processes({"loss": float(np.mean(losses))}, len(losses))["loss"]}
 
     evaluate = None
@@ -336,7 +341,9 @@ def fit(
         # Each process validates its share of the users; the metrics are those of all of them.
         valid_split = split.sample_users(cfg.valid_users)
         own = valid_split.shard(distributed.rank(), distributed.world_size())
-        evaluate = lambda: distributed.mean_over_processes(evaluate_model(model, own, "valid"), len(own.train))  # noqa: E731
+
+        def evaluate() -> dict:
+            return distributed.mean_over_processes(evaluate_model(model, own, "valid"), len(own.train))
     history, best = run_epochs(cfg, train_epoch, evaluate, lambda: copy.deepcopy(model.state_dict()), callback,
                                loop, keep_state if folder is not None and main else None)
     if best.state is not None:
@@ -427,11 +434,8 @@ def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torc
             yield tuple(t[own] for t in tensors)
 
 
-def save_checkpoint(model: ItemTextModel, path: Path, write: bool = True) -> Path:
-    """Weights only (safetensors), written to a temporary file and renamed, so a kill never leaves half a file.
-    `write=False` (a process other than torchrun's first) only names the path the first one writes."""
-    if not write:
-        return path
+def save_checkpoint(model: ItemTextModel, path: Path) -> Path:
+    """Weights only (safetensors), written to a temporary file and renamed, so a kill never leaves half a file."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return atomic_write(path, lambda tmp: save_file(state, tmp))
 
