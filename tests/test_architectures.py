@@ -2,6 +2,7 @@
 evaluator, bench and Compare tables that train and report several architectures on the same data."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -85,6 +86,20 @@ def test_every_architecture_takes_one_hot_soft_inputs_as_its_hard_inputs(arch):
         hard = model(seqs)
         soft = model.forward_soft(probs, model.item_embeddings(), seqs != PAD_ID)
     assert torch.allclose(hard, soft, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["sasrec", "sasrec-large", "gru4rec", "id-sasrec"])
+def test_every_architecture_s_last_hidden_state_is_its_forward_pass_s_last_column(arch):
+    # Evaluation scores from `last_hidden`; SASRec's runs its last block for the last position alone.
+    torch.manual_seed(0)
+    model = get_architecture(arch).build(random_text_embeddings(9, 4), replace(CFG, blocks=2)).eval()
+    seqs = torch.tensor([[PAD_ID, PAD_ID, PAD_ID, 0, 3, 5], [1, 2, 2, 4, 8, 7], [PAD_ID] * 5 + [6]])
+    with torch.no_grad():
+        table = model.item_embeddings()
+        expected = model(seqs, item_table=table)[:, -1]
+        assert torch.allclose(model.last_hidden(seqs, item_table=table), expected, atol=1e-6)
+        assert torch.allclose(model.last_hidden(seqs), expected, atol=1e-6)
+    assert expected.abs().sum(-1).min() > 0  # a real state for every row, the one-item row included
 
 
 @pytest.mark.parametrize("arch", ["gru4rec", "id-sasrec", "sasrec-large"])

@@ -139,7 +139,7 @@ class DistillContext:
         out = []
         for start in range(0, len(seqs), 512):
             batch = torch.from_numpy(pad_left(seqs[start : start + 512], self.model_cfg.max_len)).to(device)
-            out.append(expert(batch)[:, -1].cpu())
+            out.append(expert.last_hidden(batch).cpu())
         return F.normalize(torch.cat(out), dim=-1)
 
     def text_sequence_embeddings(self, indices: np.ndarray | None = None) -> torch.Tensor:
