@@ -17,6 +17,10 @@ JSON, not trained here) over that. "oracle" is the best recorded test point, for
         --budget 20 --methods random kcenter teacher foster
     python -m benchmarks.validation_schedule --replay-only --rules 300,10,60   # new rules, no training
 
+USERS: every validation's per-user ranks are kept too (an .npz beside the JSON, --ranks), so the current
+rule is also replayed with validation on a fixed sample of k users (`--valid-users`, drawn as the training
+loop's `valid_users` draws them), its cost from validation passes on k users timed after each student.
+
 The JSON is written after each recorded student; --resume keeps the students an earlier (killed) run recorded.
 """
 
@@ -29,11 +33,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from foster_core.core import training
 from foster_core.core.atomic import atomic_write_json
 from foster_core.core.config import to_dict
-from foster_core.core.data import DataConfig
+from foster_core.core.atomic import atomic_write
+from foster_core.core.data import DataConfig, sample_user_indices
+from foster_core.core.evaluation import metrics_from_ranks, model_ranks
 from foster_core.core.loaders import load_dataset
 from foster_core.core.model import ModelConfig
 from foster_core.core.training import TrainConfig, run_epochs, train_on_synthetic
@@ -50,6 +57,7 @@ RULES = [CURRENT, (300, 10, 60), (300, 20, 60), (300, 25, 75), (200, 10, 60), (1
          # again after 30: so validation every 5 epochs and 60 of patience, over fewer epochs.
          (150, 5, 60), (120, 5, 60), (100, 5, 60), (80, 5, 60), (300, 5, 40)]
 UNITS = (("steps", "step_s"), ("validations", "valid_s"))
+USERS = (1000, 2000, 4000)  # validation users replayed by default (what a pass on them costs is timed)
 FULL_FIELD = "student_seconds"  # the full-data row's steps + validation passes + test pass, per student
 
 
@@ -64,17 +72,20 @@ def parse_rule(text: str) -> tuple[int, int, int]:
     return rule  # type: ignore[return-value]
 
 
-def record_student(context, synthetic, seed: int, student: StudentConfig) -> dict:
+def record_student(context, synthetic, seed: int, student: StudentConfig, users: tuple[int, ...] = USERS) -> dict:
     """One student trained for all `student.epochs` (patience = epochs), with its curve of validation
-    metrics and test metrics at every validation, and its unit costs."""
+    metrics and test metrics at every validation, and its unit costs. `valid_ranks` (validations, users)
+    holds every validation's per-user ranks; `valid_s_by_users` the seconds of a validation pass on a
+    sample of k users, for each k in `users`."""
     # The TrainConfig `evaluate_synthetic` builds, with patience = epochs so that no early stop cuts the curve.
     cfg = TrainConfig(epochs=student.epochs, batch_size=max(1, synthetic.num_sequences), lr=student.lr,
                       patience=student.epochs, eval_every=student.eval_every, seed=seed, device=student.device)
-    original, valid_s, tests, curve = training.evaluate_model, [], [], []
+    original, valid_s, tests, curve, ranks = training.evaluate_model, [], [], [], []
 
     def evaluate(model, split, which: str = "valid") -> dict:  # the loop's validation, plus a test pass
         started = time.perf_counter()
-        valid = original(model, split, which)
+        ranks.append(model_ranks(model, split, which))
+        valid = metrics_from_ranks(ranks[-1])
         valid_s.append(time.perf_counter() - started)
         started = time.perf_counter()
         tests.append((original(model, context.split, "test"), time.perf_counter() - started))
@@ -90,16 +101,41 @@ def record_student(context, synthetic, seed: int, student: StudentConfig) -> dic
                                     callback=on_epoch, arch=student.architectures[0])
     finally:
         training.evaluate_model = original
+    by_users = {}
+    for k in users:
+        sample = context.split.sample_users(k)
+        started = time.perf_counter()
+        original(result.model, sample, "valid")
+        by_users[str(k)] = time.perf_counter() - started
     return {"seed": seed, "steps": len(result.history), "step_s": result.train_seconds / len(result.history),
             "valid_s": float(np.mean(valid_s)), "test_s": float(np.mean([t for _, t in tests])),
-            "loop_seconds": result.seconds, "curve": curve}
+            "valid_s_by_users": by_users, "loop_seconds": result.seconds, "curve": curve,
+            "valid_ranks": torch.stack(ranks).numpy().astype(np.int32)}
 
 
-def replay(curve: list[dict], rule: tuple[int, int, int]) -> dict:
+def rank_key(method: str, seed: int) -> str:
+    return f"{method}_seed{seed}"
+
+
+def on_users(ranks: np.ndarray, users: int) -> list[dict]:
+    """Each validation's metrics on the sample of `users` users the training loop would draw."""
+    keep = sample_user_indices(ranks.shape[1], users)
+    return [metrics_from_ranks(torch.from_numpy(r if keep is None else r[keep])) for r in ranks]
+
+
+def save_ranks(path: Path, ranks: dict[str, np.ndarray]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **ranks)
+    atomic_write(path, write)
+
+
+def replay(curve: list[dict], rule: tuple[int, int, int], valid: list[dict] | None = None) -> dict:
     """The real loop's choice under `rule`, on a recorded curve: chosen epoch, its test metric, steps and
     validations run."""
     epochs, every, patience = rule
     points = {p["epoch"]: p for p in curve}
+    seen = {p["epoch"]: v for p, v in zip(curve, valid)} if valid is not None else {e: p["valid"] for e, p in points.items()}
     cfg = TrainConfig(epochs=epochs, eval_every=every, patience=patience)
     now = [0]
 
@@ -110,16 +146,18 @@ def replay(curve: list[dict], rule: tuple[int, int, int]) -> dict:
     def evaluate() -> dict:
         if now[0] not in points:
             raise ValueError(f"{rule_name(rule)} validates at epoch {now[0]}, which was not recorded")
-        return points[now[0]]["valid"]
+        return seen[now[0]]
 
     history, best = run_epochs(cfg, train_epoch, evaluate, lambda: None)
     return {"epoch": best.epoch, "test": points[best.epoch]["test"][METRIC], "steps": len(history),
             "validations": sum("valid" in r for r in history)}
 
 
-def summarise(report: dict, rules: list[tuple[int, int, int]]) -> list[dict]:
-    """One row per method and rule (and the oracle): mean ± std (population) over the recorded students."""
-    reference, rows = report["full_reference"], []
+def summarise(report: dict, rules: list[tuple[int, int, int]], users: tuple[int, ...] = (),
+              ranks: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """One row per method and rule (and the oracle): mean ± std (population) over the recorded students;
+    and for each k in `users`, the current rule validating on k users (students whose `ranks` are kept)."""
+    reference, rows, ranks = report["full_reference"], [], ranks or {}
     full_seconds = reference.get("seconds")
     for method, entry in report["methods"].items():
         students = entry["students"]
@@ -131,13 +169,22 @@ def summarise(report: dict, rules: list[tuple[int, int, int]]) -> list[dict]:
         floor = np.mean([r["test"] for r in current]) - np.std([r["test"] for r in current])
         current_seconds = sum(np.mean([r[k] for r in current]) * units[u] for k, u in UNITS)
         bench = reference.get("bench_seconds", {}).get(method)
-        for rule in rules:
-            runs = [replay(s["curve"], rule) for s in students]
+        keys = [rank_key(method, s["seed"]) for s in students]
+        variants = [(rule, None) for rule in rules]
+        if all(k in ranks for k in keys) and all("valid_s_by_users" in s for s in students):
+            variants += [(CURRENT, k) for k in users]
+        for rule, k in variants:
+            if k is None:
+                runs, valid_s = [replay(s["curve"], rule) for s in students], units["valid_s"]
+            else:
+                runs = [replay(s["curve"], rule, on_users(ranks[key], k)) for s, key in zip(students, keys)]
+                valid_s = float(np.mean([s["valid_s_by_users"][str(k)] for s in students]))
             tests = [r["test"] for r in runs]
             steps, validations = (float(np.mean([r[k] for r in runs])) for k, _ in UNITS)
-            seconds = steps * units["step_s"] + validations * units["valid_s"]
+            seconds = steps * units["step_s"] + validations * valid_s
             saving = float(current_seconds / seconds)  # against the current rule, on the same unit costs
-            rows.append({"method": method, "rule": list(rule), "name": rule_name(rule), "students": len(runs),
+            rows.append({"method": method, "rule": list(rule), "valid_users": k,
+                         "name": rule_name(rule) + (f" / {k} users" if k else ""), "students": len(runs),
                          "test_mean": float(np.mean(tests)), "test_std": float(np.std(tests)), "tests": tests,
                          "epochs_chosen": [r["epoch"] for r in runs], "steps": steps, "validations": validations,
                          "seconds": seconds, "saving": saving, "no_loss": bool(np.mean(tests) >= floor - 1e-12),
@@ -162,7 +209,8 @@ def table(rows: list[dict]) -> str:
         return f"{x:.1f}x" if x else "–"
 
     for r in rows:
-        rule = "/".join(map(str, r["rule"])) if r["rule"] else "oracle"
+        users = [f"{r['valid_users']} users"] if r.get("valid_users") else []
+        rule = "/".join(map(str, r["rule"] + users)) if r["rule"] else "oracle"
         cost = (f"{r['steps']:.0f} | {r['validations']:.1f} | {r['seconds']:.1f} | {times(r['saving'])} | "
                 f"{times(r['speedup'])} | {times(r['speedup_bench_scaled'])}") if r["rule"] else " | ".join("–" * 6)
         flag = ("yes" if r["no_loss"] else "NO") if r["rule"] else "–"
@@ -199,6 +247,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default docs/results/validation_schedule_<dataset>_n<budget>.json")
     parser.add_argument("--resume", action="store_true", help="keep the students recorded in --out already")
     parser.add_argument("--replay-only", action="store_true", help="replay the curves in --out; train nothing")
+    parser.add_argument("--valid-users", nargs="+", type=int, default=list(USERS),
+                        help="validation users the current rule is also replayed with (costs timed for the defaults)")
+    parser.add_argument("--ranks", type=Path, help="the per-user validation ranks (default: --out with .npz)")
     args = parser.parse_args()
     rules = RULES + [r for r in args.rules if r not in RULES]
     name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
@@ -210,9 +261,11 @@ def main() -> None:
         "recorded": {"epochs": student.epochs, "eval_every": student.eval_every, "patience": student.epochs},
         "methods": {}}
     report["full_reference"] = full_reference(full_json, args.budget)
+    ranks_path = args.ranks or out.with_suffix(".npz")
+    ranks = dict(np.load(ranks_path)) if (args.resume or args.replay_only) and ranks_path.is_file() else {}
 
     def write() -> None:
-        report["rows"] = summarise(report, rules)
+        report["rows"] = summarise(report, rules, tuple(args.valid_users), ranks)
         report["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(out, report)
 
@@ -229,8 +282,10 @@ def main() -> None:
             outcome = run_method(context, method, args.budget, config, student, evaluate=False)
             synthetic, entry["distill_seconds"] = outcome.synthetic, outcome.distill_seconds
             for seed in student.seeds[len(entry["students"]):]:
-                entry["students"].append(record_student(context, synthetic, seed, student))
-                s = entry["students"][-1]
+                s = record_student(context, synthetic, seed, student, tuple(args.valid_users))
+                ranks[rank_key(method, seed)] = s.pop("valid_ranks")
+                save_ranks(ranks_path, ranks)
+                entry["students"].append(s)
                 print(f"{method} student {seed}: best test {max(p['test'][METRIC] for p in s['curve']):.4f}; "
                       f"step {s['step_s'] * 1000:.0f} ms, validation {s['valid_s']:.2f} s, test {s['test_s']:.2f} s",
                       flush=True)
@@ -239,7 +294,7 @@ def main() -> None:
     ref = report["full_reference"]
     print(f"full-data reference: {ref['field']} = {ref['seconds']} s ({ref['file']})")
     print(table(report["rows"]))
-    keep = [r for r in rules if all(x["no_loss"] for x in report["rows"] if x["rule"] == list(r))]
+    keep = [r for r in rules if all(x["no_loss"] for x in report["rows"] if x["rule"] == list(r) and not x.get("valid_users"))]
     print("rules with no method below its current mean - std: " + "; ".join(map(rule_name, keep)))
 
 

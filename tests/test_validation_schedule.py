@@ -9,7 +9,7 @@ from foster_core.runs.evaluator import StudentConfig
 from foster_core.runs.runner import run_method
 from foster_core.testing import tiny_context
 
-from benchmarks.validation_schedule import record_student, replay
+from benchmarks.validation_schedule import on_users, record_student, replay
 
 
 def curve(scores: dict[int, float]) -> list[dict]:
@@ -37,4 +37,25 @@ def test_recorded_curve_replays_the_real_training(tmp_path):
                               TrainConfig(epochs=30, batch_size=4, lr=student.lr, patience=10, eval_every=5,
                                           seed=0, device="cpu"))
     replayed = replay(recorded["curve"], (30, 5, 10))
+    assert (replayed["epoch"], replayed["steps"]) == (real.best_epoch, len(real.history))
+
+
+def test_a_sample_of_validation_users_replays_the_loop_that_validates_on_them(tmp_path):
+    # The recorded per-user ranks, cut to the users `valid_users` draws, choose what a loop validating on
+    # those users alone chooses.
+    context = tiny_context(cache_dir=tmp_path)
+    synthetic = run_method(context, "random", 4, get_method("random").config({"seed": 0}), evaluate=False).synthetic
+    student = StudentConfig(seeds=(0,), epochs=30, eval_every=5, device="cpu")
+    users = len(context.split.train) // 3
+    recorded = record_student(context, synthetic, 0, student, users=(users,))
+    assert recorded["valid_ranks"].shape == (6, len(context.split.train))
+    assert set(recorded["valid_s_by_users"]) == {str(users)}
+    all_users = on_users(recorded["valid_ranks"], 0)
+    assert [p["valid"] for p in recorded["curve"]] == all_users
+    sample = on_users(recorded["valid_ranks"], users)
+    real = train_on_synthetic(context.text_embeddings, synthetic, context.split, context.model_cfg,
+                              TrainConfig(epochs=30, batch_size=4, lr=student.lr, patience=10, eval_every=5,
+                                          seed=0, device="cpu", valid_users=users))
+    assert [r["valid"] for r in real.history if "valid" in r] == sample[: len(real.history) // 5]
+    replayed = replay(recorded["curve"], (30, 5, 10), sample)
     assert (replayed["epoch"], replayed["steps"]) == (real.best_epoch, len(real.history))

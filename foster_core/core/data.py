@@ -93,9 +93,8 @@ class Split:
     def sample_users(self, users: int, seed: int = 0) -> "Split":
         """The split of at most `users` users drawn without replacement (seeded, in their original order);
         the split itself when it has no more users than that."""
-        if users <= 0 or len(self.train) <= users:
-            return self
-        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self.train), users, replace=False)))
+        keep = sample_user_indices(len(self.train), users, seed)
+        return self if keep is None else self.subset(keep)
 
     def shard(self, part: int, parts: int) -> "Split":
         """Every `parts`-th user from user `part` on: one process's share when several validate together."""
@@ -104,6 +103,14 @@ class Split:
     def subset(self, keep: np.ndarray) -> "Split":
         """The split of the users at indices `keep`, in that order."""
         return Split([self.train[i] for i in keep], self.valid_targets[keep], self.test_targets[keep])
+
+
+def sample_user_indices(count: int, users: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of at most `users` of `count` users, drawn without replacement (seeded); None for
+    all of them (`users` 0, or no more users than that)."""
+    if users <= 0 or count <= users:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(count, users, replace=False))
 
 
 def pad_left(sequences: list[np.ndarray], length: int, pad: int = PAD_ID) -> np.ndarray:

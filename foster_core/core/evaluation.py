@@ -61,6 +61,31 @@ def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: tuple[int, ...] = K
     return out
 
 
+def user_ranks(
+    scorer: Scorer,
+    inputs: list[np.ndarray],
+    targets: np.ndarray,
+    num_items: int,
+    max_len: int = 50,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Each user's 0-based target rank (`target_ranks`), in the users' order: what every metric reads."""
+    ranks = torch.empty(len(inputs), dtype=torch.long)
+    # Batching users of similar length keeps padding, and so the forward passes, small.
+    order = np.argsort([len(s) for s in inputs], kind="stable")
+    for start in range(0, len(inputs), batch_size):
+        rows = order[start : start + batch_size]
+        chunk = [inputs[i] for i in rows]
+        seqs = torch.from_numpy(pad_left(chunk, min(max_len, max(1, max(len(s) for s in chunk))))).to(device)
+        # The full history is masked, also any part older than the model's input window.
+        history = torch.from_numpy(pad_left(chunk, max(1, max(len(s) for s in chunk)))).to(device)
+        with torch.no_grad():
+            scores = scorer(seqs)
+        ranks[torch.from_numpy(rows)] = target_ranks(scores, torch.from_numpy(targets[rows]).to(device), history).cpu()
+    return ranks
+
+
 def evaluate_scorer(
     scorer: Scorer,
     inputs: list[np.ndarray],
@@ -71,20 +96,7 @@ def evaluate_scorer(
     device: torch.device | str = "cpu",
     ks: tuple[int, ...] = KS,
 ) -> dict[str, float]:
-    ranks = []
-    # Batching users of similar length keeps padding, and so the forward passes, small.
-    order = np.argsort([len(s) for s in inputs], kind="stable")
-    inputs, targets = [inputs[i] for i in order], targets[order]
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        seqs = torch.from_numpy(pad_left(chunk, min(max_len, max(1, max(len(s) for s in chunk))))).to(device)
-        # The full history is masked, also any part older than the model's input window.
-        history = torch.from_numpy(pad_left(chunk, max(1, max(len(s) for s in chunk)))).to(device)
-        with torch.no_grad():
-            scores = scorer(seqs)
-        batch_targets = torch.from_numpy(targets[start : start + batch_size]).to(device)
-        ranks.append(target_ranks(scores, batch_targets, history).cpu())
-    return metrics_from_ranks(torch.cat(ranks), ks)
+    return metrics_from_ranks(user_ranks(scorer, inputs, targets, num_items, max_len, batch_size, device), ks)
 
 
 def model_scorer(model: torch.nn.Module) -> Scorer:
@@ -113,23 +125,34 @@ def popularity_scorer(train: list[np.ndarray], num_items: int) -> Scorer:
     return score
 
 
+def split_ranks(scorer: Scorer, split: Split, num_items: int, which: str = "test", max_len: int = 50,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Each user's target rank. Validation: input = training items, target = validation item. Test: input
+    adds the validation item."""
+    if which == "valid":
+        return user_ranks(scorer, split.valid_inputs, split.valid_targets, num_items, max_len, device=device)
+    if which == "test":
+        return user_ranks(scorer, split.test_inputs, split.test_targets, num_items, max_len, device=device)
+    raise ValueError(f"which must be 'valid' or 'test', not {which!r}")
+
+
 def evaluate_split(
     scorer: Scorer, split: Split, num_items: int, which: str = "test", max_len: int = 50,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
-    """Validation: input = training items, target = validation item. Test: input adds the validation item."""
-    if which == "valid":
-        return evaluate_scorer(scorer, split.valid_inputs, split.valid_targets, num_items, max_len, device=device)
-    if which == "test":
-        return evaluate_scorer(scorer, split.test_inputs, split.test_targets, num_items, max_len, device=device)
-    raise ValueError(f"which must be 'valid' or 'test', not {which!r}")
+    return metrics_from_ranks(split_ranks(scorer, split, num_items, which, max_len, device))
 
 
-def evaluate_model(model: torch.nn.Module, split: Split, which: str = "test") -> dict[str, float]:
+def model_ranks(model: torch.nn.Module, split: Split, which: str = "test") -> torch.Tensor:
+    """Each user's target rank under the model (in eval mode for the pass)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        return evaluate_split(model_scorer(model), split, model.num_items, which, model.cfg.max_len, device)
+        return split_ranks(model_scorer(model), split, model.num_items, which, model.cfg.max_len, device)
     finally:
         model.train(was_training)
+
+
+def evaluate_model(model: torch.nn.Module, split: Split, which: str = "test") -> dict[str, float]:
+    return metrics_from_ranks(model_ranks(model, split, which))
