@@ -17,7 +17,7 @@ JSON, not trained here) over that. "oracle" is the best recorded test point, for
         --budget 20 --methods random kcenter teacher foster
     python -m benchmarks.validation_schedule --replay-only --rules 300,10,60   # new rules, no training
 
-USERS: every validation's per-user ranks are kept too (an .npz beside the JSON, --ranks), so the current
+USERS: every validation's per-user ranks are kept too (an .npz in the cache folder, --ranks), so the current
 rule is also replayed with validation on a fixed sample of k users (`--valid-users`, drawn as the training
 loop's `valid_users` draws them), its cost from validation passes on k users timed after each student.
 
@@ -43,6 +43,7 @@ from foster_core.core.data import DataConfig, sample_user_indices
 from foster_core.core.evaluation import metrics_from_ranks, model_ranks
 from foster_core.core.loaders import load_dataset
 from foster_core.core.model import ModelConfig
+from foster_core.core.text_encoder import default_cache_dir
 from foster_core.core.training import TrainConfig, run_epochs, train_on_synthetic
 from foster_core.methods.registry import get_method
 from foster_core.runs.evaluator import StudentConfig
@@ -249,7 +250,8 @@ def main() -> None:
     parser.add_argument("--replay-only", action="store_true", help="replay the curves in --out; train nothing")
     parser.add_argument("--valid-users", nargs="+", type=int, default=list(USERS),
                         help="validation users the current rule is also replayed with (costs timed for the defaults)")
-    parser.add_argument("--ranks", type=Path, help="the per-user validation ranks (default: --out with .npz)")
+    parser.add_argument("--ranks", type=Path, help="the per-user validation ranks, megabytes: kept out of the "
+                        "repository (default: <cache>/validation_schedule/<--out's name>.npz)")
     args = parser.parse_args()
     rules = RULES + [r for r in args.rules if r not in RULES]
     name = Path(args.dataset).name if Path(args.dataset).is_dir() else args.dataset
@@ -261,7 +263,7 @@ def main() -> None:
         "recorded": {"epochs": student.epochs, "eval_every": student.eval_every, "patience": student.epochs},
         "methods": {}}
     report["full_reference"] = full_reference(full_json, args.budget)
-    ranks_path = args.ranks or out.with_suffix(".npz")
+    ranks_path = args.ranks or default_cache_dir() / "validation_schedule" / f"{out.stem}.npz"
     ranks = dict(np.load(ranks_path)) if (args.resume or args.replay_only) and ranks_path.is_file() else {}
 
     def write() -> None:
