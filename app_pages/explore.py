@@ -52,6 +52,12 @@ def cached_copying(run_id: str) -> dict:
     return run_copying(run.results, synthetic, context.train)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_coverage(run_id: str):
+    """The run's catalogue coverage and popularity profile: they read every training sequence, once per run."""
+    return coverage_summary(context, synthetic), popularity_profile(context, synthetic)
+
+
 with st.spinner("Fitting UMAP (the very first fit compiles with numba and takes several seconds; then it is cached)..."):
     frame, real_emb, syn_emb = cached_map(run_id, space, int(max_real))
 with st.spinner("Comparing the synthetic sequences with every real user's..."):
@@ -177,11 +183,10 @@ with st.expander("Nearest real sequences on the map (by embedding)"):
              hide_index=True)
 
 with st.expander("Item popularity and catalogue coverage"):
-    summary = coverage_summary(context, synthetic)
+    summary, profile = cached_coverage(run_id)
     cols = st.columns(len(summary))
     for col, (name, value) in zip(cols, summary.items()):
         col.metric(name, f"{value:.1%}" if isinstance(value, float) else f"{value:,}")
-    profile = popularity_profile(context, synthetic)
     popularity = px.bar(profile, x="popularity group", y="share", color="source", barmode="group",
                         color_discrete_map={"real": "#8c8c8c", "synthetic": "#e4572e"},
                         title="Share of interactions (real) and of probability mass (synthetic) by item "
