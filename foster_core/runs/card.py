@@ -26,14 +26,15 @@ INDICATIVE_WARNING = ("Indicative numbers: this run used the quick preset (a sho
                       "and one quickly trained student). Rerun with the standard preset before publishing them.")
 
 
-def card_data(run: Run, store: RunStore | None = None) -> dict:
+def card_data(run: Run, store: RunStore | None = None, runs: list[Run] | None = None) -> dict:
     """The card's content as JSON: provenance from config.json, quality from results.json (when evaluated),
-    and the full-data numbers from the matching full-data run of `store` (default: the run's own store)."""
+    and the full-data numbers from the matching full-data run of `store` (default: the run's own store;
+    `runs`: its listing, when the caller has it already)."""
     config, results = run.config, run.results or {}
     test = results.get("test", {})
     arch = results.get("architecture", DEFAULT_ARCHITECTURE)
     store = store or RunStore(run.path.parent)
-    full = full_data_numbers(store, None, run, config, arch) if test else None
+    full = full_data_numbers(store, runs, run, config, arch) if test else None
     preset = config.get("preset") or NO_PRESET
     copying = results.get("copying")
     return {
@@ -170,9 +171,9 @@ def _headline(card: dict) -> str:
     return text + ("" if speedup is None else f"; student training {speedup:.1f}x faster than on full data")
 
 
-def write_card(run: Run, store: RunStore | None = None) -> tuple[Path, Path]:
-    """Write (or rewrite) card.md and card.json into the run folder, atomically."""
-    card = card_data(run, store)
+def write_card(run: Run, store: RunStore | None = None, runs: list[Run] | None = None) -> tuple[Path, Path]:
+    """Write (or rewrite) card.md and card.json into the run folder, atomically (`runs`: see card_data)."""
+    card = card_data(run, store, runs)
     md = atomic_write(run.path / "card.md", lambda tmp: Path(tmp).write_text(card_markdown(card), encoding="utf-8"))
     return md, atomic_write_json(run.path / "card.json", card)
 
@@ -180,9 +181,9 @@ def write_card(run: Run, store: RunStore | None = None) -> tuple[Path, Path]:
 def refresh_cards(store: RunStore, reference: Run) -> list[Run]:
     """Rewrite the cards of the store's runs measured like the full-data run `reference` (which may have
     finished after them), so they state their ratios to full data; returns the runs rewritten."""
-    setup, rewritten = reference.config, []
-    for run in store.list():
+    setup, rewritten, runs = reference.config, [], store.list()
+    for run in runs:  # one listing of the store for every card, not one per card
         if run.id != reference.id and (run.path / "card.json").is_file() and same_setup(run.config, setup):
-            write_card(run, store)
+            write_card(run, store, runs)
             rewritten.append(run)
     return rewritten
