@@ -100,3 +100,14 @@ def test_history_ranks_equal_ranking_with_the_history_masked_out():
         expected = (masked >= masked.gather(1, targets.view(-1, 1))).sum(1) - 1
         expected = torch.where(mask.gather(1, targets.view(-1, 1)).squeeze(1), torch.full_like(expected, 12), expected)
         assert target_ranks(scores, targets, history).tolist() == expected.tolist()
+
+
+def test_length_batches_cap_users_and_padded_positions():
+    from foster_core.core.evaluation import length_batches
+
+    lengths = np.array([1, 1, 2, 2, 3, 5, 5, 9])
+    cuts = length_batches(lengths, batch_size=4, positions=8)
+    # 4 users (the cap) padded to 2 = 8 positions; then 3 and 5: 2 x 5 = 10 > 8, so 3 alone; 5, 5: 10 > 8,
+    # so each alone; 9 > 8 positions, but a batch always holds one user.
+    assert [(c.start, c.stop) for c in cuts] == [(0, 4), (4, 5), (5, 6), (6, 7), (7, 8)]
+    assert [(c.start, c.stop) for c in length_batches(lengths, 100, 1000)] == [(0, 8)]

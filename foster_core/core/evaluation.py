@@ -61,6 +61,19 @@ def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: tuple[int, ...] = K
     return out
 
 
+def length_batches(lengths: np.ndarray, batch_size: int, positions: int) -> list[slice]:
+    """Cuts of ascending `lengths` into batches of at most `batch_size` users and at most `positions` padded
+    positions each (a batch pads to its longest, its last row), and never fewer than one user."""
+    cuts, start = [], 0
+    while start < len(lengths):
+        end = start + 1
+        while end < len(lengths) and end - start < batch_size and (end + 1 - start) * lengths[end] <= positions:
+            end += 1
+        cuts.append(slice(start, end))
+        start = end
+    return cuts
+
+
 def user_ranks(
     scorer: Scorer,
     inputs: list[np.ndarray],
@@ -69,13 +82,18 @@ def user_ranks(
     max_len: int = 50,
     batch_size: int = 1024,
     device: torch.device | str = "cpu",
+    positions: int = 16_384,
 ) -> torch.Tensor:
-    """Each user's 0-based target rank (`target_ranks`), in the users' order: what every metric reads."""
+    """Each user's 0-based target rank (`target_ranks`), in the users' order: what every metric reads.
+
+    Users are batched by length, each batch at most `batch_size` users and `positions` padded input
+    positions: a batch pads to its longest user, so a fixed user count would let a few long histories pad
+    a whole batch (a 1,000-user validation sample of amazon_scientific cost as much as all 8,442 users)."""
     ranks = torch.empty(len(inputs), dtype=torch.long)
-    # Batching users of similar length keeps padding, and so the forward passes, small.
-    order = np.argsort([len(s) for s in inputs], kind="stable")
-    for start in range(0, len(inputs), batch_size):
-        rows = order[start : start + batch_size]
+    lengths = np.array([len(s) for s in inputs])
+    order = np.argsort(lengths, kind="stable")
+    for cut in length_batches(np.clip(lengths[order], 1, max_len), batch_size, positions):
+        rows = order[cut]
         chunk = [inputs[i] for i in rows]
         seqs = torch.from_numpy(pad_left(chunk, min(max_len, max(1, max(len(s) for s in chunk))))).to(device)
         # The full history is masked, also any part older than the model's input window.
