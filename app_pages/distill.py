@@ -186,13 +186,19 @@ def show_quality(run) -> None:
                                     mode="lines+markers", name=CHECKPOINTS, marker=dict(size=9, color="#e4572e"),
                                     line=dict(color="#e4572e"), hovertemplate="step %{x}: NDCG@10 %{y:.4f}<extra></extra>"))
         kept = points[points["selected"]]
-        figure.add_trace(go.Scatter(x=kept["step"].tolist(), y=kept["holdout ndcg@10"].tolist(), mode="markers",
-                                    name="kept", marker=dict(size=16, symbol="star", color="#1b4f9c"), hoverinfo="skip"))
+        kept_x, kept_y = kept["step"].tolist(), kept["holdout ndcg@10"].tolist()
+        if quality.kept_reference in quality.references:  # no step's S beat the reference: it was kept instead
+            kept_x, kept_y = [steps], [quality.references[quality.kept_reference]]
+        figure.add_trace(go.Scatter(x=kept_x, y=kept_y, mode="markers", name="kept", hoverinfo="skip",
+                                    marker=dict(size=16, symbol="star", color="#1b4f9c")))
     figure.update_layout(height=320, margin=dict(t=50, b=10), xaxis_title="distillation step",
                          yaxis=dict(title="NDCG@10", rangemode="tozero"),
                          title=QUALITY_TITLE + (" (live)" if run.status.get("status") == "running" else ""),
                          legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     st.plotly_chart(figure, width="stretch", key=f"quality_{run.id}")
+    if quality.kept_reference:
+        st.info(f"Kept {quality.kept_reference}'s data: it scored above every step's synthetic data on held-out "
+                "training data, so this run's synthetic data is that method's.")
     st.caption(QUALITY_HELP)
 
 

@@ -5,7 +5,8 @@ Variants (ids for --variants):
   subset     - item subset sampling (softmax over the full catalogue)
   reset      - trajectory-anchored reset (R = 0)
   reg        - co-occurrence regulariser (mu = 0)
-  select     - holdout selection (S of the last step)
+  select     - holdout selection (S of the last step; teacher's data is then no candidate either)
+  teacher_candidate  - teacher's data as a candidate of the holdout selection (only S's own checkpoints)
   packing    - packed start (one real sequence per synthetic sequence, left-padded)
   start      - all updates: FOSTER's start itself (selected real sequences, expert labels)
   weak       FOSTER from a weak start: random real sequences without their last item (the holdout's target),
@@ -49,6 +50,7 @@ VARIANTS = {
     "reset": ("- trajectory reset", {"reset_every": 0}),
     "reg": ("- regulariser L_r", {"reg_weight": 0.0}),
     "select": ("- holdout selection (S of the last step)", {"select_every": 0}),
+    "teacher_candidate": ("- teacher's data as a candidate (S's own checkpoints only)", {"teacher_candidate": False}),
     "packing": ("- packed start (one real sequence per row)", {"init_packing": "off"}),
     "start": ("- all updates (the start itself)", None),
     "weak": ("FOSTER from a weak start (random sequences, real next items)",
@@ -74,7 +76,8 @@ def run_variant(context: DistillContext, budget: int, base: FosterConfig, studen
         data = distill(context, "foster", budget, replace(base, **changes), on_event=events.append)
     seconds = time.perf_counter() - started
     results = evaluate_synthetic(context, data, student)
-    kept = [e.step for e in events if isinstance(e, CandidateSelected)]  # the S the holdout selection kept
+    # The S the holdout selection kept: a step, or the method whose data was kept instead.
+    kept = [e.kept or e.step for e in events if isinstance(e, CandidateSelected)]
     return {"variant": variant, "label": label, "distill_seconds": seconds, "kept_step": kept[0] if kept else None,
             **{k: results["test"][k] for k in results["test"]}, "coverage": results["coverage"]}
 

@@ -79,9 +79,11 @@ class EventLines:
             say(f"{self.label}: selection, candidate {event.candidate}/{event.candidates} (S after step "
                  f"{event.step}): holdout NDCG@10 {event.holdout_ndcg:.4f}")
         elif isinstance(event, CandidateSelected):
-            say(f"{self.label}: kept S after step {event.step} (holdout NDCG@10 {event.holdout_ndcg:.4f})")
+            kept = f"{event.kept}'s data, above every step's S" if event.kept else f"S after step {event.step}"
+            say(f"{self.label}: kept {kept} (holdout NDCG@10 {event.holdout_ndcg:.4f})")
         elif isinstance(event, ReferenceScored):
-            say(f"{self.label}: selection, {event.name}'s data as the bar to beat: holdout NDCG@10 "
+            say(f"{self.label}: selection, {event.name}'s data as the bar to beat (kept if no S beats it): "
+                f"holdout NDCG@10 "
                  f"{event.holdout_ndcg:.4f}")
         elif isinstance(event, StepEvent) and event.of:
             tenth = 10 * event.step // event.of

@@ -3,6 +3,7 @@ run order, stop notes, loss-term help, Home's sample ids, upload names) and ligh
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -248,6 +249,36 @@ def test_teacher_is_scored_with_the_same_quick_student_and_the_choice_does_not_c
     scored = [e for e in events if isinstance(e, CandidateScored)]
     assert [e.holdout_ndcg for e in scored] == [holdout_score(context, data, config) for _, data in candidates]
     assert isinstance(events[-1], CandidateSelected) and len(events) == 1 + len(candidates) + 1
+
+
+def test_teacher_s_data_is_kept_only_when_it_scores_above_every_candidate(tmp_path, monkeypatch):
+    from foster_core.methods import foster
+
+    context = tiny_context(cache_dir=tmp_path)
+    config = get_method("foster").config(dict(steps=4, select_every=2, select_epochs=4, label_support=5))
+    candidates = [(step, labelled_selection(context, 4, config, selection))
+                  for step, selection in ((0, "kcenter"), (2, "longest"), (4, "herding"))]
+    own = {id(data): score for (_, data), score in zip(candidates, (0.020, 0.035, 0.028))}
+    for teacher_score, kept in ((0.036, "teacher"), (0.035, ""), (0.030, "")):  # a tie keeps S
+        monkeypatch.setattr(foster, "holdout_score", lambda ctx, data, cfg: own.get(id(data), teacher_score))
+        events = []
+        chosen = select_on_holdout(context, candidates, config, events.append)
+        assert events[-1].kept == kept
+        if kept:
+            assert chosen.label_items.shape[0] == 4 and all(chosen is not data for _, data in candidates)
+            assert events[-1].holdout_ndcg == teacher_score
+            quality = holdout_quality(events, 2, "finished")
+            assert quality.kept_reference == "teacher" and not quality.points["selected"].any()
+        else:
+            assert chosen is candidates[1][1] and events[-1].step == 2
+    monkeypatch.setattr(foster, "holdout_score", lambda ctx, data, cfg: own.get(id(data), 0.9))
+    events = []
+    off = replace(config, teacher_candidate=False)  # only S's own candidates: no teacher scored
+    assert select_on_holdout(context, candidates, off, events.append) is candidates[1][1]
+    assert not any(isinstance(e, ReferenceScored) for e in events)
+    kept = CandidateSelected(0, 4, 0.036, kept="teacher")
+    assert event_from_record(json.loads(json.dumps(kept.to_record()))) == kept
+    assert "kept" not in CandidateSelected(2, 4, 0.035).to_record()
 
 
 def test_budget_to_reach_finds_the_smallest_budget_per_method_on_a_hand_made_table():

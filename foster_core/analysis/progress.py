@@ -104,6 +104,7 @@ class HoldoutQuality:
     start: float | None = None  # the candidate at step 0 (the soft start), when it was scored
     references: dict[str, float] = field(default_factory=dict)  # e.g. {"teacher": 0.031}
     note: str = ""  # why there is nothing to draw yet, when there is not
+    kept_reference: str = ""  # the reference kept instead of every candidate of S (e.g. "teacher"), if one was
 
     @property
     def empty(self) -> bool:
@@ -114,7 +115,8 @@ QUALITY_HELP = ("Each point: NDCG@10 on held-out training data (each training se
                 "validation or test items) of a quick student trained on the synthetic data as it was at that "
                 "step. Healthy: the checkpoints sit at or above the start line (distillation did not make the "
                 "synthetic data worse), and teacher — real sequences with the expert's labels — is the bar to "
-                "beat. The axis starts at 0, so small differences look small.")
+                "beat: when no checkpoint beats it, FOSTER keeps teacher's data. The axis starts at 0, so small "
+                "differences look small.")
 
 
 def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,
@@ -122,7 +124,9 @@ def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,
     """The holdout NDCG@10 of every scored candidate of S, its start (step 0) and the references (teacher), from
     a run's typed events. `select_every` (the run's config) and its `status` say why a run has no scores."""
     scored = [e for e in events if isinstance(e, CandidateScored)]
-    chosen = next((e.step for e in events if isinstance(e, CandidateSelected)), None)
+    selected = next((e for e in events if isinstance(e, CandidateSelected)), None)
+    kept_reference = selected.kept if selected else ""
+    chosen = selected.step if selected and not kept_reference else None
     rows = [{"step": e.step, "holdout ndcg@10": e.holdout_ndcg, "candidate": "start" if e.step == 0 else "checkpoint",
              "selected": e.step == chosen} for e in scored]
     points = pd.DataFrame(rows, columns=["step", "holdout ndcg@10", "candidate", "selected"])
@@ -141,7 +145,7 @@ def holdout_quality(events: list[LoggedEvent], select_every: int | None = None,
                     "scored.")
         else:
             note = "No quality scores on held-out training data were recorded for this run."
-    return HoldoutQuality(points, start, references, note)
+    return HoldoutQuality(points, start, references, note, kept_reference)
 
 
 def run_holdout_quality(run: Run) -> HoldoutQuality | None:

@@ -55,20 +55,24 @@ class CandidateScored:
 
 @dataclass(frozen=True)
 class CandidateSelected:
-    """The candidate kept: S as it was after `step`."""
+    """The candidate kept: S as it was after `step`, or (`kept`, e.g. "teacher") that method's data, which
+    scored above every candidate of S on the same holdout."""
 
     step: int
     of: int
     holdout_ndcg: float
+    kept: str = ""
 
     def to_record(self) -> dict:
-        return {"phase": "selected", "step": self.step, "of": self.of, "holdout_ndcg@10": self.holdout_ndcg}
+        record = {"phase": "selected", "step": self.step, "of": self.of, "holdout_ndcg@10": self.holdout_ndcg}
+        return record | ({"kept": self.kept} if self.kept else {})
 
 
 @dataclass(frozen=True)
 class ReferenceScored:
     """During the selection: another method's synthetic data for the same budget (`name`, e.g. "teacher"),
-    scored on the same holdout by the same quick student as the candidates. A bar to beat; never a candidate."""
+    scored on the same holdout by the same quick student as the candidates: the bar to beat, and kept
+    instead of S when it scores above every candidate (FosterConfig.teacher_candidate)."""
 
     name: str
     holdout_ndcg: float
@@ -92,7 +96,8 @@ def event_from_record(record: dict) -> LoggedEvent | None:
         return CandidateScored(int(record["step"]), int(record.get("of") or 0), float(record["holdout_ndcg@10"]),
                                int(record.get("candidate", 0)), int(record.get("candidates", 0)))
     if phase == "selected":
-        return CandidateSelected(int(record["step"]), int(record.get("of") or 0), float(record["holdout_ndcg@10"]))
+        return CandidateSelected(int(record["step"]), int(record.get("of") or 0), float(record["holdout_ndcg@10"]),
+                                 str(record.get("kept", "")))
     if phase == "reference":
         return ReferenceScored(str(record.get("name", "")), float(record["holdout_ndcg@10"]))
     if phase is not None or "step" not in record:

@@ -39,7 +39,7 @@ def quick_students(config: Any) -> int:
     if not every or not steps:
         return 0
     candidates = 1 + len({s for s in range(1, steps + 1) if s % every == 0 or s == steps})
-    return candidates + (1 if getattr(config, "score_teacher", False) else 0)
+    return candidates + (1 if getattr(config, "teacher_candidate", False) else 0)
 
 
 class PhaseTracker:
