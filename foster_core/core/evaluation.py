@@ -104,17 +104,10 @@ def user_ranks(
     return ranks
 
 
-def evaluate_scorer(
-    scorer: Scorer,
-    inputs: list[np.ndarray],
-    targets: np.ndarray,
-    num_items: int,
-    max_len: int = 50,
-    batch_size: int = 1024,
-    device: torch.device | str = "cpu",
-    ks: tuple[int, ...] = KS,
-) -> dict[str, float]:
-    return metrics_from_ranks(user_ranks(scorer, inputs, targets, num_items, max_len, batch_size, device), ks)
+def evaluate_scorer(scorer: Scorer, inputs: list[np.ndarray], targets: np.ndarray, num_items: int, max_len: int = 50,
+                    device: torch.device | str = "cpu", ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """Metrics at each k in `ks` from every user's rank (`user_ranks`)."""
+    return metrics_from_ranks(user_ranks(scorer, inputs, targets, num_items, max_len, device=device), ks)
 
 
 def model_scorer(model: torch.nn.Module) -> Scorer:
