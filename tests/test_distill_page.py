@@ -112,3 +112,16 @@ def test_a_stopped_job_whose_run_was_deleted_does_not_say_it_skipped_that_run(ti
     warning = " ".join(w.value for w in distill.warning)
     # foster ran (its run was deleted since); only the reference never started.
     assert "stopped" in warning and warning.endswith("1 queued run(s) were skipped: full-data reference")
+
+
+def test_a_run_that_kept_teacher_s_data_says_so_and_stars_the_teacher_line(tiny):
+    job, foster, random_run = working_job(tiny)
+    # Teacher's 0.0285 on the holdout beat every step's S (0.0280-0.0283): its data was kept.
+    events = [*foster_history()[:-1], CandidateSelected(0, 4, 0.0285, kept="teacher")]
+    (foster.path / "history.jsonl").write_text("".join(json.dumps(e.to_record()) + "\n" for e in events))
+    distill = open_distill()
+    assert not distill.exception
+    assert any("Kept teacher's data" in i.value for i in distill.info)
+    [quality] = [s for s in chart_specs(distill) if "held-out training data" in s["layout"]["title"]["text"]]
+    [kept] = [t for t in quality["data"] if t["name"] == "kept"]
+    assert kept["y"] == [0.0285] and kept["x"] == [4]  # on the teacher line, at the last step
