@@ -134,3 +134,17 @@ def test_one_full_data_student_shows_no_spread_in_the_card(tmp_path):
     _fake_run(store, "full", {**_numbers(0.04, 0.10, 50.0), "per_seed_test": [{}]})  # one full-data student
     markdown = card_markdown(card_data(run))
     assert "| ndcg@10 | 0.0300 | 0.0400 (1 student) | 0.75 |" in markdown and "0.0400 ±" not in markdown
+
+
+def test_a_card_says_which_candidate_the_holdout_selection_kept(tmp_path):
+    from foster_core.methods.events import CandidateSelected
+    from foster_core.runs.card import card_data, card_markdown
+    store = RunStore(tmp_path / "runs")
+    plain = _fake_run(store, "random", _numbers(0.03, 0.05, 2.0))
+    assert card_data(plain)["kept"] is None and "**Kept:**" not in card_markdown(card_data(plain))
+    own = _fake_run(store, "foster", _numbers(0.03, 0.05, 2.0))
+    own.append_history(CandidateSelected(50, 150, 0.0673).to_record())
+    assert "- **Kept:** the synthetic data after step 50 of 150 (held-out NDCG@10 0.0673)" in card_markdown(card_data(own))
+    teacher = _fake_run(store, "foster", _numbers(0.03, 0.05, 2.0))
+    teacher.append_history(CandidateSelected(0, 150, 0.0612, kept="teacher").to_record())
+    assert card_data(teacher)["kept"].startswith("teacher's data for the same budget: it scored above")

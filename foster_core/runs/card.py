@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.atomic import atomic_write, atomic_write_json
 from ..core.architectures import DEFAULT_ARCHITECTURE
+from ..methods.events import CandidateSelected
 from .evaluator import HEADLINE, ratio_to, speed_up, student_train_seconds
 from .run_store import Run, RunStore, architecture_results, full_data_numbers, same_setup, utc_timestamp
 
@@ -47,6 +48,7 @@ def card_data(run: Run, store: RunStore | None = None, runs: list[Run] | None = 
         # Non-padding input positions of the synthetic data, and their share of the training split's
         # next-item targets (None in results written before they were recorded).
         "positions": results.get("positions"), "position_share": results.get("position_share"),
+        "kept": _kept(run),
         "config": {k: config.get(k) for k in ("distill", "student", "model", "expert")},
         "metrics": {"test": {m: test[m] for m in HEADLINE if m in test},
                     "students": len(results.get("per_seed_test", [])),
@@ -72,6 +74,17 @@ def card_data(run: Run, store: RunStore | None = None, runs: list[Run] | None = 
     }
 
 
+def _kept(run: Run) -> str | None:
+    """Which candidate a run's holdout selection kept, in words; None for runs that select nothing."""
+    selected = next((e for e in run.events if isinstance(e, CandidateSelected)), None)
+    if selected is None:
+        return None
+    if selected.kept:
+        return (f"{selected.kept}'s data for the same budget: it scored above the synthetic data of every step "
+                f"on held-out training data (NDCG@10 {selected.holdout_ndcg:.4f})")
+    return f"the synthetic data after step {selected.step} of {selected.of} (held-out NDCG@10 {selected.holdout_ndcg:.4f})"
+
+
 def _against_full(method: str | None, results: dict, full: dict | None) -> dict | None:
     """The full-data students' test numbers, the synthetic data's ratio to them, and the speed-up of training
     a student on the synthetic data instead; None without a matching full-data run."""
@@ -94,6 +107,7 @@ def card_markdown(card: dict) -> str:
               f"- **Method:** {card['method']}, **budget:** {card['budget']} synthetic sequences",
               f"- **Preset:** {card.get('preset') or NO_PRESET}",
               f"- **Size:** {_size(card)}",
+              *([f"- **Kept:** {card['kept']}"] if card.get("kept") else []),
               *([f"- **Against full data:** {_headline(card)}"] if card["metrics"]["test"] else []),
               f"- **Run:** `{card['run']}`, created {card['created']} (status: {card['status']})", ""]
     test = card["metrics"]["test"]
