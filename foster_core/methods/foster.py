@@ -1,6 +1,7 @@
 """FOSTER: first-order penalty updates of the synthetic data S (../shared/foster-method.md, "One
 distillation step"), with item subset sampling, trajectory-anchored resets and the co-occurrence
-regulariser L_r; S is finally chosen among its checkpoints by a quick student on the training holdout.
+regulariser L_r; S is finally chosen among its checkpoints by a quick student on the training holdout (and
+`teacher`'s data is kept instead when it scores above all of them).
 
 Symbols in brackets are the spec's. One step, top to bottom:
 
