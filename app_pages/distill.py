@@ -198,7 +198,8 @@ def show_quality(run) -> None:
     st.plotly_chart(figure, width="stretch", key=f"quality_{run.id}")
     if quality.kept_reference:
         st.info(f"Kept {quality.kept_reference}'s data: it scored above every step's synthetic data on held-out "
-                "training data, so this run's synthetic data is that method's.")
+                f"training data, so this run's data is {quality.kept_reference}'s (real training sequences "
+                "labelled by the expert), not distilled sequences. The tables name it next to the method.")
     st.caption(QUALITY_HELP)
 
 

@@ -172,3 +172,9 @@ def test_two_runs_of_the_same_settings_tell_apart_by_when_they_finished(tmp_path
     shown = side_by_side(in_table_order(compare_table(store)))
     assert "finished" in DEFAULT_COLUMNS and sorted(shown["finished"]) == ["", "12-03 08:35", "12-03 09:02"]
     assert shown.loc[shown["status"] != "done", "finished"].tolist() == [""]  # not finished: no time
+
+
+def test_a_run_that_kept_another_method_s_data_names_it_beside_its_method():
+    rows = pd.DataFrame({"run": ["a", "b"], "status": "finished", "method": ["foster", "foster"], "budget": [20, 50],
+                         "kept": ["teacher", ""]})
+    assert list(side_by_side(visible_rows(rows, False))["method"]) == ["foster (kept teacher's data)", "foster"]

@@ -281,3 +281,17 @@ def test_ablation_script_scores_variants_with_the_bench_students(context):
     # Rows print in the script's variant order, whatever order they were measured in.
     assert text.index("- regulariser L_r") < text.index("- all updates")
     assert f"{rows[0]['ndcg@10']['mean'] / 0.5:.2f}" in text
+
+
+def test_a_run_that_kept_teacher_s_data_records_it_in_its_results(tmp_path, monkeypatch):
+    from foster_core.methods import foster
+    from foster_core.testing import tiny_context
+
+    scores = iter([0.9, 0.1, 0.2])  # teacher's data is scored first, then S's two candidates
+    monkeypatch.setattr(foster, "holdout_score", lambda context, data, config: next(scores))
+    context = tiny_context(cache_dir=tmp_path)
+    config = get_method("foster").config(dict(steps=2, select_every=2, label_support=5, log_every=1))
+    student = StudentConfig(seeds=(0,), epochs=2, eval_every=1, device="cpu")
+    outcome = run_method(context, "foster", 4, config, student, store=RunStore(tmp_path / "runs"))
+    assert outcome.results["kept"] == "teacher"
+    assert outcome.run.results["kept"] == "teacher" and "(kept teacher's data)" in (outcome.run.path / "card.md").read_text()

@@ -54,6 +54,7 @@ def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFram
         row["popular share"] = (results or {}).get("popular_share")
         row["positions"] = (results or {}).get("positions")  # older results lack both: shown as "–"
         row["position share"] = (results or {}).get("position_share")
+        row["kept"] = (results or {}).get("kept", "")  # another method's data the run kept (FOSTER: teacher's)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -130,7 +130,9 @@ def side_by_side(rows: pd.DataFrame, more: bool = False) -> pd.DataFrame:
     there is no spread), and the costs. `more`: every column of SIDE_BY_SIDE. A missing value reads '–'; a
     running or queued row's numbers are empty, since its status says why."""
     phases = rows["phase"] if "phase" in rows else [None] * len(rows)
-    shown = pd.DataFrame({"method": [FULL_DATA if m == FULL else m for m in rows["method"]],
+    kept = rows["kept"].fillna("") if "kept" in rows else [""] * len(rows)
+    shown = pd.DataFrame({"method": [FULL_DATA if m == FULL else (f"{m} (kept {k}'s data)" if k else m)
+                                     for m, k in zip(rows["method"], kept)],
                           "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])],
                           "status": [status_label(s, p) for s, p in zip(rows["status"], phases)]},
                          index=rows.index)

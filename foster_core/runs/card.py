@@ -39,7 +39,8 @@ def card_data(run: Run, store: RunStore | None = None, runs: list[Run] | None = 
     preset = config.get("preset") or NO_PRESET
     copying = results.get("copying")
     return {
-        "name": f"{config.get('dataset')} distilled by {config.get('method')} to {config.get('budget')} sequences",
+        "name": f"{config.get('dataset')} distilled by {config.get('method')} to {config.get('budget')} sequences"
+                + (f" (kept {results['kept']}'s data)" if results.get("kept") else ""),
         "run": run.id, "created": config.get("created"), "card_written": utc_timestamp(),
         "source_dataset": config.get("dataset"), "method": config.get("method"), "budget": config.get("budget"),
         "status": run.status.get("status"),
@@ -80,8 +81,9 @@ def _kept(run: Run) -> str | None:
     if selected is None:
         return None
     if selected.kept:
-        return (f"{selected.kept}'s data for the same budget: it scored above the synthetic data of every step "
-                f"on held-out training data (NDCG@10 {selected.holdout_ndcg:.4f})")
+        return (f"{selected.kept}'s data for the same budget (real training sequences with the expert's "
+                f"labels, not distilled ones): it scored above the synthetic data of every step on held-out "
+                f"training data (NDCG@10 {selected.holdout_ndcg:.4f})")
     return f"the synthetic data after step {selected.step} of {selected.of} (held-out NDCG@10 {selected.holdout_ndcg:.4f})"
 
 

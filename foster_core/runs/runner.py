@@ -17,7 +17,7 @@ from ..core.export import write_exports
 from ..core.config import to_dict
 from ..core.runtime import PeakMemory, resolve_device
 from ..core.synthetic import SyntheticData
-from ..methods.events import Checkpoint, Event, LoggedEvent, StepEvent
+from ..methods.events import CandidateSelected, Checkpoint, Event, LoggedEvent, StepEvent
 from ..methods.expert import DistillContext
 from ..methods.registry import check_budget, distill, get_method
 from .card import write_card
@@ -105,6 +105,11 @@ def run_method(
         if evaluate:
             results = evaluate_synthetic(context, synthetic, student, progress)
             results.update(method=method, budget=budget, distill_seconds=seconds, peak_mb=memory.peak_mb)
+            # Whose data the run's selection kept when it is not the method's own (FOSTER keeps `teacher`'s
+            # when that scores above every step's S): tables then say so next to the method's name.
+            kept = next((e.kept for e in history if isinstance(e, CandidateSelected) and e.kept), None)
+            if kept:
+                results["kept"] = kept
             if run:
                 run.write_results(results)
         if run:
