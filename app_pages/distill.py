@@ -189,7 +189,9 @@ def show_quality(run) -> None:
         kept_x, kept_y = kept["step"].tolist(), kept["holdout ndcg@10"].tolist()
         if quality.kept_reference in quality.references:  # no step's S beat the reference: it was kept instead
             kept_x, kept_y = [steps], [quality.references[quality.kept_reference]]
-        figure.add_trace(go.Scatter(x=kept_x, y=kept_y, mode="markers", name="kept", hoverinfo="skip",
+        kept_what = f"{quality.kept_reference}'s data" if quality.kept_reference else "step %{x}"
+        figure.add_trace(go.Scatter(x=kept_x, y=kept_y, mode="markers", name="kept",
+                                    hovertemplate=f"kept: {kept_what}, NDCG@10 %{{y:.4f}}<extra></extra>",
                                     marker=dict(size=16, symbol="star", color="#1b4f9c")))
     figure.update_layout(height=320, margin=dict(t=50, b=10), xaxis_title="distillation step",
                          yaxis=dict(title="NDCG@10", rangemode="tozero"),

@@ -125,3 +125,4 @@ def test_a_run_that_kept_teacher_s_data_says_so_and_stars_the_teacher_line(tiny)
     [quality] = [s for s in chart_specs(distill) if "held-out training data" in s["layout"]["title"]["text"]]
     [kept] = [t for t in quality["data"] if t["name"] == "kept"]
     assert kept["y"] == [0.0285] and kept["x"] == [4]  # on the teacher line, at the last step
+    assert kept["hovertemplate"].startswith("kept: teacher's data")
