@@ -22,8 +22,9 @@ def format_bench_table(report: dict) -> str:
         train, evaluation = row.get("student_train_seconds"), row.get("student_eval_seconds")
         # Student training seconds of full data over this row's: what training on the distilled data saves.
         speedup = speed_up(train, full.get("student_train_seconds"))
+        method = f"{row['method']} (kept {row['kept']}'s data)" if row.get("kept") else row["method"]
         lines.append(
-            f"| {row['method']} | {row['budget'] if row['budget'] is not None else 'all'} | "
+            f"| {method} | {row['budget'] if row['budget'] is not None else 'all'} | "
             f"{format_number(row.get('positions'), '{:.0f}')} | {format_number(row.get('position_share'), '{:.1%}')} | "
             f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f} | {row['recall@10']['mean']:.4f} ± {row['recall@10']['std']:.4f} | "
             f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "
@@ -43,7 +44,8 @@ def format_reach_lines(rows: list[dict], stops: dict[str, str] | None = None) ->
     training data, its student training time and that training's speed-up against full data; where the
     budget ladder stopped a method, why. The budgets come from Compare's `budget_to_reach`, on the bench rows."""
     full = next((r for r in rows if r["method"] == FULL), {})
-    table = pd.DataFrame([{"method": r["method"], "budget": r["budget"], "ndcg@10 / full": r.get("ratio_ndcg@10"),
+    table = pd.DataFrame([{"method": r["method"], "kept": r.get("kept", ""), "budget": r["budget"],
+                           "ndcg@10 / full": r.get("ratio_ndcg@10"),
                            "position share": r.get("position_share"), "student train s": student_train_seconds(r),
                            "full-data train s": student_train_seconds(full)}
                           for r in rows if r["method"] != FULL])

@@ -178,3 +178,12 @@ def test_a_run_that_kept_another_method_s_data_names_it_beside_its_method():
     rows = pd.DataFrame({"run": ["a", "b"], "status": "finished", "method": ["foster", "foster"], "budget": [20, 50],
                          "kept": ["teacher", ""]})
     assert list(side_by_side(visible_rows(rows, False))["method"]) == ["foster (kept teacher's data)", "foster"]
+
+
+def test_a_run_that_kept_another_method_s_data_reaches_its_targets_under_its_own_name():
+    table = pd.DataFrame([{"method": m, "budget": 20, "ndcg@10 / full": r, "status": "finished", "kept": k,
+                           "position share": 0.02, "student train s": 2.0, "full-data train s": 30.0}
+                          for m, r, k in (("foster", 0.80, ""), ("foster", 0.93, "teacher"))])
+    reach = budget_to_reach(table).set_index(["method", "fraction"])
+    assert pd.isna(reach.loc[("foster", 0.9), "budget"]) and reach.loc[("foster", 0.9), "best ratio"] == 0.80
+    assert reach.loc[("foster (kept teacher's data)", 0.9), "budget"] == 20

@@ -70,6 +70,10 @@ def test_run_bench_climbs_each_method_until_the_ladder_stops_it(monkeypatch):
     assert format_reach_lines(report["rows"][:2])[0].startswith("- random: 90% and 95% of full not reached")
     full_and_one = [report["rows"][0], {**report["rows"][3], "budget": 10}]
     assert format_reach_lines(full_and_one)[0].startswith("- random: 90% and 95% of full at n=10 (5.0% of the")
+    # A run that kept another method's data is named so, in the table and in its own reach line.
+    kept = [report["rows"][0], {**report["rows"][3], "method": "foster", "kept": "teacher"}]
+    assert format_reach_lines(kept)[0].startswith("- foster (kept teacher's data): 90% and 95% of full at n=50")
+    assert "| foster (kept teacher's data) | 50 |" in format_bench_table({**report, "rows": kept})
 
 
 def test_the_bench_table_shows_positions_and_share_of_train_and_a_dash_where_older_results_lack_them():

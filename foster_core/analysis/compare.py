@@ -214,6 +214,9 @@ def budget_to_reach(table: pd.DataFrame, metric: str = "ndcg@10",
     if "status" in rows:
         rows = rows[rows["status"] == "finished"]
     rows = rows.reindex(columns=sorted({*rows.columns, ratio, *REACH_COLUMNS[4:7]}))
+    if "kept" in rows:  # a run that kept another method's data reaches its targets under its own name
+        kept = rows["kept"].fillna("").astype(str)
+        rows = rows.assign(method=[f"{m} (kept {k}'s data)" if k else m for m, k in zip(rows["method"], kept)])
     out = []
     for method, runs in in_table_order(rows).groupby("method", sort=False):
         per_budget = (runs.dropna(subset=[ratio, "budget"]).groupby("budget")

@@ -182,5 +182,6 @@ def _bench_row(method: str, budget: int | None, results: dict, full: dict, disti
         "coverage": results["coverage"], "popular_share": results["popular_share"],
         "distill_seconds": distill_seconds, "peak_mb": peak_mb, "student_seconds": results["student_seconds"],
         **{k: results.get(k) for k in ("student_train_seconds", "student_eval_seconds", "positions", "position_share")},
+        **({"kept": results["kept"]} if results.get("kept") else {}),  # another method's data the run kept
         "run_id": run_id,
     }
