@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .analysis.compare import MISSING, budget_to_reach, format_mean_std, format_number
+from .analysis.compare import MISSING, budget_to_reach, format_mean_std, format_number, kept_label
 from .core.architectures import architecture_rank
 from .runs.evaluator import format_seconds, speed_up, student_train_seconds
 from .runs.run_store import FULL
@@ -22,9 +22,8 @@ def format_bench_table(report: dict) -> str:
         train, evaluation = row.get("student_train_seconds"), row.get("student_eval_seconds")
         # Student training seconds of full data over this row's: what training on the distilled data saves.
         speedup = speed_up(train, full.get("student_train_seconds"))
-        method = f"{row['method']} (kept {row['kept']}'s data)" if row.get("kept") else row["method"]
         lines.append(
-            f"| {method} | {row['budget'] if row['budget'] is not None else 'all'} | "
+            f"| {kept_label(row['method'], row.get('kept'))} | {row['budget'] if row['budget'] is not None else 'all'} | "
             f"{format_number(row.get('positions'), '{:.0f}')} | {format_number(row.get('position_share'), '{:.1%}')} | "
             f"{row['ndcg@10']['mean']:.4f} ± {row['ndcg@10']['std']:.4f} | {row['recall@10']['mean']:.4f} ± {row['recall@10']['std']:.4f} | "
             f"{row['ratio_ndcg@10']:.2f} | {row['ratio_recall@10']:.2f} | {cov} | {row['popular_share']:.2f} | "

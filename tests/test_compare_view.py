@@ -178,6 +178,9 @@ def test_a_run_that_kept_another_method_s_data_names_it_beside_its_method():
     rows = pd.DataFrame({"run": ["a", "b"], "status": "finished", "method": ["foster", "foster"], "budget": [20, 50],
                          "kept": ["teacher", ""]})
     assert list(side_by_side(visible_rows(rows, False))["method"]) == ["foster (kept teacher's data)", "foster"]
+    # The chart draws it apart from FOSTER's own curve.
+    rows = rows.assign(**{"ndcg@10 / full": [0.93, 0.80], "ndcg@10 / full std": 0.01, "student train s": 2.0})
+    assert set(ratio_curves(rows)["method"]) == {"foster (kept teacher's data)", "foster"}
 
 
 def test_a_run_that_kept_another_method_s_data_reaches_its_targets_under_its_own_name():

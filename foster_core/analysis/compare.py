@@ -19,6 +19,19 @@ RATIO_METRICS = ("ndcg@10", "recall@10", "recall@20")  # the metrics with a rati
 QUEUED = "queued"  # the status of a run a job has still to start (it has no run folder yet)
 
 
+def kept_label(method: str, kept: object = "") -> str:
+    """A run's method as tables name it: with the other method whose data the run kept, if it kept one
+    (FOSTER keeps `teacher`'s when that scores above every step's S), so no table credits it to the method."""
+    return f"{method} (kept {kept}'s data)" if isinstance(kept, str) and kept else method
+
+
+def with_kept_labels(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` whose method names the data each run kept (`kept_label`); rows without a `kept` column as they are."""
+    if "kept" not in rows:
+        return rows
+    return rows.assign(method=[kept_label(m, k) for m, k in zip(rows["method"], rows["kept"])])
+
+
 def compare_table(store: RunStore, runs: list[Run] | None = None) -> pd.DataFrame:
     """One row per run: test metrics mean ± std, ratio to the matching full-data run, costs, status.
     `runs`: the store's listing, when the caller has it already (each reference is looked up in it)."""
@@ -214,9 +227,7 @@ def budget_to_reach(table: pd.DataFrame, metric: str = "ndcg@10",
     if "status" in rows:
         rows = rows[rows["status"] == "finished"]
     rows = rows.reindex(columns=sorted({*rows.columns, ratio, *REACH_COLUMNS[4:7]}))
-    if "kept" in rows:  # a run that kept another method's data reaches its targets under its own name
-        kept = rows["kept"].fillna("").astype(str)
-        rows = rows.assign(method=[f"{m} (kept {k}'s data)" if k else m for m, k in zip(rows["method"], kept)])
+    rows = with_kept_labels(rows)  # a run that kept another method's data reaches its targets under its own name
     out = []
     for method, runs in in_table_order(rows).groupby("method", sort=False):
         per_budget = (runs.dropna(subset=[ratio, "budget"]).groupby("budget")

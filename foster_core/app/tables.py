@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from plotly.colors import qualitative
 
-from ..analysis.compare import MISSING, NOT_REACHED, QUEUED, budget_label, format_number, in_table_order, mean_std
+from ..analysis.compare import (MISSING, NOT_REACHED, QUEUED, budget_label, format_number, in_table_order,
+                                mean_std, with_kept_labels)
 from ..core.architectures import architecture_rank
 from ..methods import method_names
 from ..runs.experiment import FULL
@@ -130,9 +131,7 @@ def side_by_side(rows: pd.DataFrame, more: bool = False) -> pd.DataFrame:
     there is no spread), and the costs. `more`: every column of SIDE_BY_SIDE. A missing value reads '–'; a
     running or queued row's numbers are empty, since its status says why."""
     phases = rows["phase"] if "phase" in rows else [None] * len(rows)
-    kept = rows["kept"].fillna("") if "kept" in rows else [""] * len(rows)
-    shown = pd.DataFrame({"method": [FULL_DATA if m == FULL else (f"{m} (kept {k}'s data)" if k else m)
-                                     for m, k in zip(rows["method"], kept)],
+    shown = pd.DataFrame({"method": [FULL_DATA if m == FULL else m for m in with_kept_labels(rows)["method"]],
                           "budget": [budget_label(m, b) for m, b in zip(rows["method"], rows["budget"])],
                           "status": [status_label(s, p) for s, p in zip(rows["status"], phases)]},
                          index=rows.index)
@@ -207,7 +206,7 @@ def ratio_curves(rows: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFrame:
     columns = ["method", "budget", "ratio", "ratio std", "student train s", "runs"]
     if rows.empty or ratio not in rows:
         return pd.DataFrame(columns=columns)
-    done = rows[(rows["method"] != FULL) & (rows["status"] == "finished") & rows[ratio].notna()]
+    done = with_kept_labels(rows[(rows["method"] != FULL) & (rows["status"] == "finished") & rows[ratio].notna()])
     done = done.reindex(columns=sorted({*done.columns, spread, "student train s"}))
     curves = done.groupby(["method", "budget"], as_index=False).agg(
         ratio=(ratio, "mean"), **{"ratio std": (spread, "mean")}, **{"student train s": ("student train s", "mean")},
