@@ -58,9 +58,10 @@ def test_length_buckets_cover_every_row_once_with_batches_of_similar_length():
     rows = torch.arange(12)
     batches = [b[0] for b in _batches((rows,), 3, torch.Generator().manual_seed(0), lengths)]
     assert sorted(torch.cat(batches).tolist()) == list(range(12))
-    spans = sorted((int(lengths[b].min()), int(lengths[b].max())) for b in batches)
-    # Sorted by length and cut into fours of three: [1,1,2], [3,4,5], [5,6,7], [8,9,9].
-    assert spans == [(1, 2), (3, 5), (5, 7), (8, 9)]
+    spans = sorted((int(lengths[b].min()), int(lengths[b].max()), int(lengths[b].sum())) for b in batches)
+    # Sorted by length and cut every 3 x 5 (the mean length) = 15 real positions of the running sum
+    # 1, 2, 4, 7, 11 | 16, 21, 27 | 34, 42 | 51 | 60: many short rows in a batch, few long ones.
+    assert spans == [(1, 4, 11), (5, 6, 16), (7, 8, 15), (9, 9, 9), (9, 9, 9)]
 
 
 def _soft_data(dataset, split, n: int) -> SyntheticData:

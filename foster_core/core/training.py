@@ -55,9 +55,11 @@ class TrainConfig:
     # `full_softmax_up_to` items keep the exact softmax over every item. 0 negatives = always exact.
     softmax_negatives: int = 2048
     full_softmax_up_to: int = 8192
-    # Real-data batches of users with similar sequence lengths, in random batch order, so a batch of short
-    # sequences does not pay for the padding of one long one. Off by default: on amazon_scientific it cost
-    # the expert 5% of its holdout NDCG@10 (0.0814 vs 0.0857; docs/distillation-notes.md, session 6).
+    # Real-data batches of rows with similar lengths, in random batch order, so a batch of short rows does not
+    # pay for the padding of one long one. Each batch holds about batch_size x the mean row length real
+    # positions: batches of a fixed row count gave a few positions of short rows a whole optimiser step each
+    # and cost the expert 5% of its holdout NDCG@10. Off by default until checked on every dataset (turning
+    # it on changes every cached expert's key); docs/distillation-notes.md, 2026-12-03.
     bucket_by_length: bool = False
     # Early stopping validates on a fixed sample of at most this many users (the same users for every epoch,
     # seed and method; 0 = all): at tens of thousands of users a full-ranking pass costs more than an epoch
@@ -420,13 +422,16 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
 def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator,
              lengths: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
     """Shuffled mini-batches. With `lengths`: rows sorted by length (random order among equal lengths), cut
-    into batches, and the batches shuffled, so every epoch still sees every row once in a random batch order."""
+    into batches of about `batch_size` x the mean length real positions each (many short rows, or few long
+    ones), and the batches shuffled, so every epoch still sees every row once in a random batch order."""
     order = torch.randperm(len(tensors[0]), generator=generator)
     if lengths is None:
         batches = list(order.split(batch_size))
     else:
         order = order[torch.argsort(lengths[order], stable=True)]
-        batches = list(order.split(batch_size))
+        budget = batch_size * float(lengths.float().mean())
+        batch_of = (torch.cumsum(lengths[order].double(), 0) / budget).floor().long()
+        batches = list(order.split(torch.unique_consecutive(batch_of, return_counts=True)[1].tolist()))
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
     for index in batches:
         own = distributed.shard(index)  # under torchrun, this process's share of the batch
