@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .analysis.compare import MISSING, budget_to_reach, format_mean_std, format_number, kept_label
+from .analysis.compare import MISSING, budget_to_reach, format_mean_std, format_number
+from .methods.events import kept_label
 from .core.architectures import architecture_rank
 from .runs.evaluator import format_seconds, speed_up, student_train_seconds
 from .runs.run_store import FULL

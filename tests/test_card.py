@@ -149,4 +149,4 @@ def test_a_card_says_which_candidate_the_holdout_selection_kept(tmp_path):
     teacher.append_history(CandidateSelected(0, 150, 0.0612, kept="teacher").to_record())
     assert card_data(teacher)["kept"].startswith("teacher's data for the same budget (real training sequences")
     kept_results = _fake_run(store, "foster", _numbers(0.03, 0.05, 2.0, kept="teacher"))
-    assert card_data(kept_results)["name"].endswith("distilled by foster to 20 sequences (kept teacher's data)")
+    assert card_data(kept_results)["name"].endswith("distilled by foster (kept teacher's data) to 20 sequences")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..core.architectures import DEFAULT_ARCHITECTURE
 from ..methods import method_names
+from ..methods.events import kept_label
 from ..runs.evaluator import HEADLINE, architecture_rows, ratio_to, speed_up, student_train_seconds
 from ..runs.experiment import FULL
 from ..runs.jobs import ACTIVE, Job
@@ -17,12 +18,6 @@ from ..runs.run_store import Run, RunStore, architecture_results, full_data_numb
 MISSING = "–"  # how every table cell without a value reads
 RATIO_METRICS = ("ndcg@10", "recall@10", "recall@20")  # the metrics with a ratio to full data
 QUEUED = "queued"  # the status of a run a job has still to start (it has no run folder yet)
-
-
-def kept_label(method: str, kept: object = "") -> str:
-    """A run's method as tables name it: with the other method whose data the run kept, if it kept one
-    (FOSTER keeps `teacher`'s when that scores above every step's S), so no table credits it to the method."""
-    return f"{method} (kept {kept}'s data)" if isinstance(kept, str) and kept else method
 
 
 def with_kept_labels(rows: pd.DataFrame) -> pd.DataFrame:

@@ -86,6 +86,13 @@ LoggedEvent = Union[StepEvent, CandidateScored, CandidateSelected, ReferenceScor
 EventCallback = Callable[[Event], None]
 StopCheck = Callable[[], bool]
 
+
+def kept_label(method: str, kept: object = "") -> str:
+    """A run's method as every table and card names it: with the other method whose data its selection kept
+    (CandidateSelected.kept), so no table credits that data to the method."""
+    return f"{method} (kept {kept}'s data)" if isinstance(kept, str) and kept else method
+
+
 _SCHEDULE = ("step", "of", "seconds", "subset")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.atomic import atomic_write, atomic_write_json
 from ..core.architectures import DEFAULT_ARCHITECTURE
-from ..methods.events import CandidateSelected
+from ..methods.events import CandidateSelected, kept_label
 from .evaluator import HEADLINE, ratio_to, speed_up, student_train_seconds
 from .run_store import Run, RunStore, architecture_results, full_data_numbers, same_setup, utc_timestamp
 
@@ -39,8 +39,8 @@ def card_data(run: Run, store: RunStore | None = None, runs: list[Run] | None = 
     preset = config.get("preset") or NO_PRESET
     copying = results.get("copying")
     return {
-        "name": f"{config.get('dataset')} distilled by {config.get('method')} to {config.get('budget')} sequences"
-                + (f" (kept {results['kept']}'s data)" if results.get("kept") else ""),
+        "name": f"{config.get('dataset')} distilled by {kept_label(str(config.get('method')), results.get('kept'))} "
+                f"to {config.get('budget')} sequences",
         "run": run.id, "created": config.get("created"), "card_written": utc_timestamp(),
         "source_dataset": config.get("dataset"), "method": config.get("method"), "budget": config.get("budget"),
         "status": run.status.get("status"),
