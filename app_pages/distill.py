@@ -312,7 +312,8 @@ with st.expander("Advanced settings"):
     expert_epochs = e_left.number_input("expert epochs (max)", 1, 1000, expert_defaults.epochs,
                                         key=f"expert_epochs_{preset_name}")
     threads = e_mid.number_input("worker CPU threads", 1, 64, default_threads(), key="threads",
-                                 help="Torch threads of the background worker; one core is left to the app.")
+                                 help="Torch threads of the background worker. It runs at a lower priority, "
+                                      "so the app stays responsive while it uses every core.")
     reference = e_right.checkbox("full-data reference", value=preset.reference, key=f"reference_{preset_name}",
                                  help="Train on all training data too (cached), for the ratio to full on Compare.")
 

@@ -2,11 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock
+from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock, default_threads
 
 
 def coreset_spec(folder, **changes) -> JobSpec:
@@ -76,3 +79,22 @@ def test_bad_input_fails_the_job_with_one_line_and_keeps_the_traceback_in_the_lo
     assert not (tmp_path / "cache" / "experts").exists()  # refused before training an expert
     with pytest.raises(ValueError):
         queue.submit(coreset_spec(tiny_folder, methods=[]))
+
+
+def test_a_worker_uses_every_core_up_to_eight_unless_told(monkeypatch):
+    monkeypatch.delenv("FOSTER_JOB_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert default_threads() == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 32)
+    assert default_threads() == 8
+    monkeypatch.setenv("FOSTER_JOB_THREADS", "3")
+    assert default_threads() == 3
+
+
+def test_a_worker_lowers_its_own_priority():
+    # In a child process, so the test run itself keeps its priority.
+    code = ("import os; from foster_core.runs.jobs import lower_priority; before = os.nice(0); "
+            "lower_priority(4); print(os.nice(0) - before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert int(out.stdout.strip()) == min(os.nice(0) + 4, 19) - os.nice(0)
