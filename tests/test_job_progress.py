@@ -264,3 +264,19 @@ def test_the_tracker_writes_each_phase_and_keeps_the_finished_ones_timings(tmp_p
     tracker.finish()
     assert [t["name"] for t in tracker.timings] == ["encode", "expert", "steps", "select", "students", "reference"]
     assert writes[-1]["phase"] is None
+
+
+def test_the_tracker_logs_a_line_as_each_phase_starts_and_ends():
+    now, lines = [0.0], []
+    tracker = PhaseTracker(lambda **state: None, clock=lambda: now[0], log=lines.append)
+    tracker.start("encode", "encoding item texts", 100, "item texts")
+    now[0] = 2.5
+    tracker.on_encode(100, 100)
+    tracker.start("distill", "random n=5: selecting")
+    tracker.finish()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "started: encoding item texts",
+        "finished: encoding item texts (100 of 100 item texts in 2.5 s)",
+        "started: random n=5: selecting",
+        "finished: random n=5: selecting (in 0.0 s)"]
+

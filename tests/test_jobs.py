@@ -29,6 +29,7 @@ def test_a_job_runs_in_a_worker_and_records_its_runs_in_the_store(tmp_path, tiny
     assert runs["random"].results["test"]["ndcg@10"]["mean"] >= 0
     assert runs["random"].config["job"] == job.id and runs["random"].config["dataset_spec"] == str(tiny_folder)
     assert queue.active() == [] and queue.jobs()[0].id == job.id
+    assert "finished: encoding item texts" in job.log  # the worker's log says where the time went
 
 
 def test_a_reference_must_hold_every_architecture_the_students_have(tmp_path):

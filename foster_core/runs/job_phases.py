@@ -45,8 +45,10 @@ def quick_students(config: Any) -> int:
 class PhaseTracker:
     """Writes the job's current phase through `write` (Job.update) and keeps the finished ones' timings."""
 
-    def __init__(self, write: Callable[..., None], clock: Callable[[], float] = time.monotonic):
-        self.write, self.clock = write, clock
+    def __init__(self, write: Callable[..., None], clock: Callable[[], float] = time.monotonic,
+                 log: Callable[[str], None] | None = None):
+        # `log` gets one line as each phase starts and ends: the worker's log then tells where the time went.
+        self.write, self.clock, self.log = write, clock, log
         self.timings: list[dict] = []
         self.phase: dict | None = None
         self._started = 0.0
@@ -58,6 +60,8 @@ class PhaseTracker:
         self._started = self.clock()
         self.phase = {"name": name, "label": label, "pair": pair, "done": 0, "total": total, "unit": unit,
                       "elapsed": 0.0, "since": time.time(), **extra}
+        if self.log:
+            self.log(f"{time.strftime('%H:%M:%S')} started: {label}")
         self._write(force=True)
 
     def advance(self, done: int, total: int | None = None, elapsed: float | None = None) -> None:
@@ -78,6 +82,9 @@ class PhaseTracker:
         seconds = max(self.clock() - self._started, self.phase["elapsed"])
         self.timings.append({k: self.phase[k] for k in ("name", "pair", "done", "total", "unit")}
                             | {"seconds": round(seconds, 3)})
+        if self.log:
+            count = f"{self.phase['done']} of {self.phase['total']} {self.phase['unit']} " if self.phase["total"] else ""
+            self.log(f"{time.strftime('%H:%M:%S')} finished: {self.phase['label']} ({count}in {seconds:.1f} s)")
         self.phase = None
         self.write(phase=None, timings=self.timings)
 

@@ -350,7 +350,7 @@ def run_job(job: Job, runs_dir: Path) -> None:
     spec = job.spec
     torch.set_num_threads(spec.threads or default_threads())
     job.update(pid=os.getpid(), status="queued", message="waiting for the queue")
-    tracker = PhaseTracker(job.update)
+    tracker = PhaseTracker(job.update, log=lambda line: print(line, flush=True))
     try:
         with _QueueLock(runs_dir, job):
             if job.stop_requested():
