@@ -35,7 +35,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        "Indicative numbers, not paper-grade. First FOSTER numbers after about 1 min 55 s on a fresh cache "
+        "Indicative numbers, not paper-grade. First FOSTER numbers after about 1 min 50 s on a fresh cache "
         "for the bundled MovieLens (measured on an idle 2-core machine: 43 s encoding its 9,066 item texts and "
         "38 s training the 4-epoch expert, both cached for later jobs), about 26 s once cached. It runs 20 "
         "FOSTER steps, scores the synthetic data at steps 0 and 20 on held-out training data against teacher "
