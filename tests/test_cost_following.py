@@ -59,9 +59,13 @@ def test_length_buckets_cover_every_row_once_with_batches_of_similar_length():
     batches = [b[0] for b in _batches((rows,), 3, torch.Generator().manual_seed(0), lengths)]
     assert sorted(torch.cat(batches).tolist()) == list(range(12))
     spans = sorted((int(lengths[b].min()), int(lengths[b].max()), int(lengths[b].sum())) for b in batches)
-    # Sorted by length and cut every 3 x 5 (the mean length) = 15 real positions of the running sum
-    # 1, 2, 4, 7, 11 | 16, 21, 27 | 34, 42 | 51 | 60: many short rows in a batch, few long ones.
-    assert spans == [(1, 4, 11), (5, 6, 16), (7, 8, 15), (9, 9, 9), (9, 9, 9)]
+    # Sorted by length, each row in the batch where its first position falls, every 3 x 5 (the mean length)
+    # = 15 real positions; the rows start at 0, 1, 2, 4, 7, 11 | 16, 21, 27 | 34, 42 | 51: many short rows in
+    # a batch, few long ones.
+    assert spans == [(1, 5, 16), (5, 7, 18), (8, 9, 17), (9, 9, 9)]
+    # Rows of equal length: batches of exactly batch_size rows, as without buckets.
+    equal = [len(b[0]) for b in _batches((rows,), 4, torch.Generator().manual_seed(0), torch.full((12,), 3))]
+    assert equal == [4, 4, 4]
 
 
 def _soft_data(dataset, split, n: int) -> SyntheticData:
