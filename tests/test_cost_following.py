@@ -10,7 +10,8 @@ import torch
 from foster_core.core.data import PAD_ID, leave_one_out
 from foster_core.core.model import ModelConfig
 from foster_core.core.synthetic import SyntheticData
-from foster_core.core.training import (TrainConfig, _batches, softmax_items, train_on_sequences, train_on_soft,
+from foster_core.core.batches import shuffled_batches
+from foster_core.core.training import (TrainConfig, softmax_items, train_on_sequences, train_on_soft,
                                        train_on_synthetic)
 from foster_core.testing import random_text_embeddings, zipf_dataset
 
@@ -56,7 +57,7 @@ def test_the_corrected_partition_function_is_unbiased():
 def test_length_buckets_cover_every_row_once_with_batches_of_similar_length():
     lengths = torch.tensor([1, 9, 2, 8, 3, 7, 4, 6, 5, 5, 1, 9])
     rows = torch.arange(12)
-    batches = [b[0] for b in _batches((rows,), 3, torch.Generator().manual_seed(0), lengths)]
+    batches = [b[0] for b in shuffled_batches((rows,), 3, torch.Generator().manual_seed(0), lengths)]
     assert sorted(torch.cat(batches).tolist()) == list(range(12))
     spans = sorted((int(lengths[b].min()), int(lengths[b].max()), int(lengths[b].sum())) for b in batches)
     # Sorted by length, each row in the batch where its first position falls, every 3 x 5 (the mean length)
@@ -64,8 +65,20 @@ def test_length_buckets_cover_every_row_once_with_batches_of_similar_length():
     # a batch, few long ones.
     assert spans == [(1, 5, 16), (5, 7, 18), (8, 9, 17), (9, 9, 9)]
     # Rows of equal length: batches of exactly batch_size rows, as without buckets.
-    equal = [len(b[0]) for b in _batches((rows,), 4, torch.Generator().manual_seed(0), torch.full((12,), 3))]
+    equal = [len(b[0]) for b in shuffled_batches((rows,), 4, torch.Generator().manual_seed(0), torch.full((12,), 3))]
     assert equal == [4, 4, 4]
+
+
+def test_length_buckets_sort_within_chunks_of_the_shuffled_rows():
+    lengths, rows = torch.arange(1, 17), torch.arange(16)  # row r is r + 1 long: sorted by length = by id
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(0))  # the function's first draw
+    chunks = [set(c.tolist()) for c in order.split(2 * 4)]  # 4 batches' worth of 2 rows
+    batches = [set(b[0].tolist()) for b in shuffled_batches((rows,), 2, torch.Generator().manual_seed(0), lengths,
+                                                            chunk=4)]
+    assert sorted(r for b in batches for r in b) == list(range(16))
+    for chunk in chunks:  # every batch inside one chunk, and the chunk's batches runs of its sorted rows
+        inside = sorted((b for b in batches if b <= chunk), key=min)
+        assert [r for b in inside for r in sorted(b)] == sorted(chunk)
 
 
 def _soft_data(dataset, split, n: int) -> SyntheticData:

@@ -13,7 +13,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from . import distributed
 from .atomic import atomic_write
+from .batches import shuffled_batches
 from .data import PAD_ID, Split, next_item_pairs  # next_item_pairs: imported from here by the methods
 from .evaluation import evaluate_model
 from .architectures import DEFAULT_ARCHITECTURE, get_architecture
@@ -55,12 +56,14 @@ class TrainConfig:
     # `full_softmax_up_to` items keep the exact softmax over every item. 0 negatives = always exact.
     softmax_negatives: int = 2048
     full_softmax_up_to: int = 8192
-    # Real-data batches of rows with similar lengths, in random batch order, so a batch of short rows does not
-    # pay for the padding of one long one. Each batch holds about batch_size x the mean row length real
-    # positions: batches of a fixed row count gave a few positions of short rows a whole optimiser step each
-    # and cost the expert 5% of its holdout NDCG@10. Position buckets make an amazon_games epoch about 3x
-    # cheaper at the same holdout NDCG@10 per epoch (docs/distillation-notes.md, 2026-12-03).
+    # Real-data batches of rows with similar lengths, so a batch of short rows does not pay for the padding of
+    # one long one: shuffled rows are cut into chunks of `bucket_chunk` batches' worth, each chunk sorted by
+    # length and cut into batches of about batch_size x the mean row length real positions (a fixed row
+    # count gave short rows' few positions a whole step each: -5% expert holdout NDCG@10). One global sort
+    # cost full-data students 2.5% of their test NDCG@10 on amazon_scientific; chunks of 8 did not, and cut
+    # an amazon_games epoch about 3x (docs/distillation-notes.md, 2026-12-03).
     bucket_by_length: bool = True
+    bucket_chunk: int = 8
     # Early stopping validates on a fixed sample of at most this many users (the same users for every epoch,
     # seed and method; 0 = all): at tens of thousands of users a full-ranking pass costs more than an epoch
     # on distilled data, and 10,000 users pin NDCG@10 to about +-0.002. Test metrics always use every user.
@@ -72,6 +75,8 @@ class TrainConfig:
             raise ValueError("softmax_negatives and full_softmax_up_to must be 0 or positive")
         if self.time_limit_s < 0:
             raise ValueError(f"time_limit_s must be 0 (no limit) or positive, not {self.time_limit_s}")
+        if self.bucket_chunk < 0:
+            raise ValueError(f"bucket_chunk must be 0 (one sort of every row) or positive, not {self.bucket_chunk}")
 
 
 @dataclass
@@ -273,7 +278,7 @@ def fit(
 ) -> TrainResult:
     """The one training loop, for a fresh model of architecture `arch` built on `model_cfg` (the expert's
     config; the architecture changes its own fields). Without a split it runs all epochs and keeps the last
-    weights. With `lengths` (one per row) each batch holds rows of similar length (see `_batches`).
+    weights. With `lengths` (one per row) each batch holds rows of similar length (see `batches.shuffled_batches`).
 
     With `checkpoint_dir` it saves each epoch's weights there. After each epoch it saves everything needed
     to continue in `resume_dir` (by default `checkpoint_dir`; see train_state.py): a call after a kill
@@ -325,7 +330,7 @@ def fit(
     def train_epoch(epoch: int) -> dict:
         model.train()
         losses = []
-        for batch in _batches(tensors, cfg.batch_size, generator, lengths):
+        for batch in shuffled_batches(tensors, cfg.batch_size, generator, lengths, cfg.bucket_chunk):
             with autocast(device, cfg.precision):
                 loss = loss_of(*(t.to(device) for t in batch))
             if distributed.any_process(not bool(torch.isfinite(loss))):  # every process stops alike
@@ -417,26 +422,6 @@ def run_epochs(cfg: TrainConfig, train_epoch: Callable[[int], dict], evaluate: C
         if state.finished:
             break
     return history, best
-
-
-def _batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator,
-             lengths: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Shuffled mini-batches. With `lengths`: rows sorted by length (shuffled among equals), cut into batches of
-    about `batch_size` x the mean length real positions (many short rows or few long ones), in random order."""
-    order = torch.randperm(len(tensors[0]), generator=generator)
-    if lengths is None:
-        batches = list(order.split(batch_size))
-    else:
-        order = order[torch.argsort(lengths[order], stable=True)]
-        # A row joins the batch where its first position falls: equal rows give batches of batch_size rows.
-        budget, sorted_lengths = batch_size * float(lengths.float().mean()), lengths[order].double()
-        batch_of = ((torch.cumsum(sorted_lengths, 0) - sorted_lengths) / budget).floor().long()
-        batches = list(order.split(torch.unique_consecutive(batch_of, return_counts=True)[1].tolist()))
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-    for index in batches:
-        own = distributed.shard(index)  # under torchrun, this process's share of the batch
-        if own is not None:
-            yield tuple(t[own] for t in tensors)
 
 
 def save_checkpoint(model: ItemTextModel, path: Path) -> Path:
