@@ -173,18 +173,21 @@ def show_quality(run) -> None:
         return
     points, figure = quality.points, go.Figure()
     steps = run.config.get("distill", {}).get("steps") or max(points["step"].max() if not points.empty else 1, 1)
+    if not points.empty:
+        figure.add_trace(go.Scatter(x=points["step"].tolist(), y=points["holdout ndcg@10"].tolist(),
+                                    mode="lines+markers", name=CHECKPOINTS, marker=dict(size=9, color="#e4572e"),
+                                    line=dict(color="#e4572e"), legendrank=2,
+                                    hovertemplate="step %{x}: NDCG@10 %{y:.4f}<extra></extra>"))
     # The reference lines are traces across the steps rather than shapes, so the legend names them with their
-    # scores (labels on the plot collide when the start and teacher score alike).
+    # scores (labels on the plot collide when the start and teacher score alike). Drawn after the checkpoints,
+    # so a dashed line stays visible where the checkpoints' line runs along it; listed first in the legend.
     lines = ({"start": quality.start} if quality.start is not None else {}) | quality.references
     for name, value in lines.items():
         colour, dash = REFERENCE_STYLE.get(name, REFERENCE_STYLE["other"])
         figure.add_trace(go.Scatter(x=[0, steps], y=[value, value], mode="lines", name=f"{name} {value:.4f}",
-                                    line=dict(color=colour, dash=dash, width=2),
+                                    line=dict(color=colour, dash=dash, width=2), legendrank=1,
                                     hovertemplate=f"{name}: NDCG@10 {value:.4f}<extra></extra>"))
     if not points.empty:
-        figure.add_trace(go.Scatter(x=points["step"].tolist(), y=points["holdout ndcg@10"].tolist(),
-                                    mode="lines+markers", name=CHECKPOINTS, marker=dict(size=9, color="#e4572e"),
-                                    line=dict(color="#e4572e"), hovertemplate="step %{x}: NDCG@10 %{y:.4f}<extra></extra>"))
         kept = points[points["selected"]]
         kept_x, kept_y = kept["step"].tolist(), kept["holdout ndcg@10"].tolist()
         if quality.kept_reference in quality.references:  # no step's S beat the reference: it was kept instead

@@ -362,4 +362,10 @@ def test_distill_draws_the_candidates_against_their_start_and_teacher(tiny):
     assert chart_values(kept["x"]) == [2]
     lines = {t["name"]: chart_values(t["y"]) for t in quality["data"] if t["mode"] == "lines"}
     assert lines == {"start 0.0200": [0.020, 0.020], "teacher 0.0300": [0.030, 0.030]}
+    # The dashed reference lines are drawn over the checkpoints' line (the start sits on its first point),
+    # yet listed before it in the legend.
+    names = [t["name"] for t in quality["data"]]
+    assert names.index("start 0.0200") > names.index("checkpoints of the synthetic data")
+    ranks = {t["name"]: t.get("legendrank", 1000) for t in quality["data"]}
+    assert ranks["start 0.0200"] < ranks["checkpoints of the synthetic data"] < ranks["kept"]
     assert any(c.value == QUALITY_HELP for c in distill.caption)
