@@ -61,8 +61,9 @@ class TrainConfig:
     # length and cut into batches of about batch_size x the mean row length real positions (a fixed row
     # count gave short rows' few positions a whole step each: -5% expert holdout NDCG@10). One global sort
     # cost full-data students 2.5% of their test NDCG@10 on amazon_scientific; chunks of 8 did not, and cut
-    # an amazon_games epoch about 3x (docs/distillation-notes.md, 2026-12-03).
-    bucket_by_length: bool = True
+    # an amazon_games epoch about 3x. Off by default: FOSTER scored lower on both bucketed experts tried
+    # (docs/distillation-notes.md, 2026-12-03). For large short-sequence data where speed matters most.
+    bucket_by_length: bool = False
     bucket_chunk: int = 8
     # Early stopping validates on a fixed sample of at most this many users (the same users for every epoch,
     # seed and method; 0 = all): at tens of thousands of users a full-ranking pass costs more than an epoch

@@ -35,9 +35,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        "Indicative numbers, not paper-grade. First FOSTER numbers after about 100 s on a fresh cache for "
-        "the bundled MovieLens (measured on an idle 2-core machine: 44 s encoding its 9,066 item texts and "
-        "36 s training the 4-epoch expert, both cached for later jobs), about 26 s once cached. It runs 20 "
+        "Indicative numbers, not paper-grade. First FOSTER numbers after about 1 min 50 s on a fresh cache "
+        "for the bundled MovieLens (measured on an idle 2-core machine: 43 s encoding its 9,066 item texts and "
+        "38 s training the 4-epoch expert, both cached for later jobs), about 26 s once cached. It runs 20 "
         "FOSTER steps, scores the synthetic data at steps 0 and 20 on held-out training data against teacher "
         "with quick 20-epoch students (keeping teacher's data if it scores higher, as it did on MovieLens with "
         "this short expert), and evaluates with one student of at most 50 epochs; then random at the "
