@@ -4,7 +4,8 @@
 
 The job goes through `JobQueue.submit`, as the Distill page's button does: a worker process with the app's
 default threads and priority, a new runs folder and, unless --cache-dir names one, a new cache folder (so
-the item texts are encoded and the expert trained; run twice with the same --cache-dir for the cached time). The table gives the second at which each phase started and when the first FOSTER numbers
+the item texts are encoded and the expert trained; run twice with the same --cache-dir for the cached time).
+The table gives the second at which each phase started and when the first FOSTER numbers
 were written.
 
 Responsiveness: this process (normal priority, standing in for the app) runs the same small fixed piece of
@@ -71,7 +72,8 @@ def time_quick_preset(dataset: str, threads: int, cache_dir: str | None = None) 
             break
         busy.append(app_work())
         time.sleep(0.5)
-    return {"dataset": dataset, "fresh_cache": cache_dir is None, "threads": threads or default_threads(), "status": state.get("status"),
+    return {"dataset": dataset, "fresh_cache": cache_dir is None, "threads": threads or default_threads(),
+            "status": state.get("status"),
             "first_foster_s": first_foster, "job_s": round(time.time() - start, 1), "phases_started_s": phases,
             "app_work_idle_ms": round(1000 * statistics.median(idle), 1),
             "app_work_during_job_ms": round(1000 * statistics.median(busy), 1) if busy else None,
