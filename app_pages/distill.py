@@ -18,7 +18,7 @@ from foster_core.core.data import DataError
 from foster_core.methods import get_method, method_names
 from foster_core.runs.evaluator import format_seconds
 from foster_core.runs.jobs import ACTIVE, default_threads
-from foster_core.runs.presets import PRESETS, parse_budgets
+from foster_core.runs.presets import PRESETS, sweep_budgets
 from foster_core.runs.resume import resume_spec
 from foster_core.runs.run_store import RunNotFound
 
@@ -42,7 +42,9 @@ def show_job(job) -> None:
     job_spec_ = job.spec
     progress = job_progress(job_spec_, state)
     st.markdown(f"**Job {job.id}** · {job_spec_.preset} preset · methods {', '.join(job_spec_.methods)} · "
-                f"budgets {', '.join(map(str, job_spec_.budgets))} · dataset `{job_spec_.dataset}`")
+                f"{forms.budgets_text(job_spec_)} · dataset `{job_spec_.dataset}`")
+    for line in forms.ladder_stop_lines(state):
+        st.caption(line)
     if status == "queued":
         st.info(queue.waiting_message(job))
     elif status in ("preparing", "running"):
@@ -289,8 +291,9 @@ baselines = mid.multiselect("Also run (same budget, for comparison)", [m for m i
 # parse_budgets says why it is refused, and Start is not offered.
 budget = right.number_input("Budget (synthetic sequences)", value=preset.budgets[0], step=1, key="budget")
 st.caption(get_method(method).help)
-sweep = st.text_input("Budget sweep (optional): several budgets separated by commas, e.g. 10, 20, 50 — "
-                      "one click runs every method at each", key="sweep")
+sweep = st.text_input("Budget sweep (optional): several budgets separated by commas, e.g. 10, 20, 50 — one click "
+                      "runs every method at each; or `auto`, to climb until each method reaches 95% of full data",
+                      key="sweep", help=forms.LADDER_HELP)
 
 with st.expander("Advanced settings"):
     main_config = forms.main_method_config(method, preset)
@@ -322,17 +325,15 @@ with st.expander("Advanced settings"):
 
 run_list = [method] + list(baselines)
 try:
-    budgets = parse_budgets(sweep, int(budget), cached_usable_count(spec))
+    budgets, ladder = sweep_budgets(sweep, int(budget), cached_usable_count(spec))
     new_job = forms.checked_job_spec(
         spec, run_list, budgets, forms.shared_distill_values(preset, edited),
         forms.student_config(preset, seeds, student_epochs, student_patience, architectures),
-        forms.expert_config(preset, expert_epochs), preset_name, int(threads), bool(reference))
+        forms.expert_config(preset, expert_epochs), preset_name, int(threads), bool(reference), ladder)
 except ValueError as exc:
     st.error(f"Check the settings: {exc}")
 else:
-    st.caption(f"{len(run_list) * len(budgets) + int(reference)} run(s): {', '.join(run_list)} × budgets "
-               f"{', '.join(map(str, budgets))}"
-               + (" and the full-data reference (reused when an earlier job trained it)" if reference else ""))
+    st.caption(forms.job_plan_text(run_list, budgets, bool(reference), ladder))
     if active:
         st.caption("A job is already working: a new one waits in the queue behind it.")
     if st.button("Start", type="primary", key="start"):

@@ -28,14 +28,13 @@ from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
 from .runs.evaluator import EpochReporter, StudentConfig
 from .runs.experiment import FULL, build_context, run_bench, train_full_data
-from .runs.ladder import STOP_POSITION_SHARE, STOP_RATIO, ladder_budgets, ladder_stop
+from .runs.ladder import LADDER_WORD, STOP_POSITION_SHARE, STOP_RATIO, ladder_budgets, ladder_stop
 from .runs.resume import resume_in_foreground
 from .runs.run_store import RunNotFound, RunStore
 from .runs.runner import run_method
 
 
 COMMAND = "foster-studio"  # the console command pyproject.toml installs
-AUTO = "auto"  # --budgets auto: the budget ladder (runs/ladder.py)
 # Set before transformers is first imported (encoding does it): its weight-loading bar goes to a log too.
 HF_BARS_OFF = "HF_HUB_DISABLE_PROGRESS_BARS"
 
@@ -56,12 +55,12 @@ def _positive_int(text: str) -> int:
 
 
 def _budget(text: str) -> int | str:
-    if text == AUTO:
-        return AUTO
+    if text == LADDER_WORD:
+        return LADDER_WORD
     try:
         return _positive_int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number of sequences or `{AUTO}`, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a whole number of sequences or `{LADDER_WORD}`, got {text!r}") from None
 
 
 def _seconds(text: str) -> float:
@@ -268,7 +267,7 @@ def _command_distill(args: argparse.Namespace) -> int:
 
 
 def _command_bench(args: argparse.Namespace) -> int:
-    ladder = AUTO in args.budgets
+    ladder = LADDER_WORD in args.budgets
     if ladder and len(args.budgets) > 1:
         raise ValueError("--budgets auto tries the budgets itself; give either auto or numbers, not both")
     context = _context_from_args(args, [] if ladder else args.budgets)

@@ -117,6 +117,10 @@ def test_a_budget_sweep_beyond_the_data_is_refused_on_the_page_before_start(stud
     assert not [b for b in distill.button if b.key == "start"]
     distill.text_input(key="sweep").set_value("10 20").run()
     assert not distill.error and any("budgets 10, 20" in c.value for c in distill.caption)
+    # `auto`: the budget ladder up to the 40 usable sequences, the reference first.
+    distill.text_input(key="sweep").set_value("auto").run()
+    assert not distill.error
+    assert any("the full-data reference first" in c.value and "budgets 10, 20, 40" in c.value for c in distill.caption)
 
 
 def test_the_advanced_settings_reach_the_job_as_its_shared_method_values(own_studio, monkeypatch):

@@ -183,6 +183,30 @@ def test_a_real_data_run_is_never_said_to_train_on_synthetic_data(tmp_path):
     assert "synthetic data" in run_progress(foster).text
 
 
+def test_a_ladder_trains_its_reference_first_and_drops_the_budgets_above_a_stopped_method():
+    spec = quick_spec(methods=["random", "kcenter"], budgets=[10, 20, 50], ladder=True)
+    measured = [timing("encode", None, 5162, 5162, 60.0), timing("expert", None, EXPERT_EPOCHS, EXPERT_EPOCHS, 40.0)]
+    state = {"status": "running", "total_runs": 7, "done_runs": 0, "reference": "to train", "timings": measured,
+             "phase": phase("reference", "full-data reference", 2, EXPERT_EPOCHS, 8.0, unit="epochs")}
+    labels = [label for label, _ in job_progress(spec, state, now=1008.0).to_come]
+    assert labels[:2] == ["random n=10: start", "random n=10: 1 student"]  # the reference is at work already
+    assert "full-data reference" not in labels and len(labels) == 2 * 2 * 3
+    # random stopped at n=20 (its students reached 95% of full data): its n=50 is no longer to come.
+    stopped = {"random": {"budget": 20, "reason": "reached 95% of full-data NDCG@10 (0.96)"}}
+    later = {**state, "total_runs": 6, "done_runs": 4, "ladder_stopped": stopped,
+             "phase": phase("students", "kcenter n=20: 1 student", 0, 1, 1.0, pair=3)}
+    assert [label for label, _ in job_progress(spec, later, now=1001.0).to_come] == [
+        "kcenter n=50: start", "kcenter n=50: 1 student"]
+    assert job_progress(spec, later).runs_text() == "runs done: 4 of 6"
+    job = type("FakeJob", (), {"spec": spec, "state": {**later, "status": "stopped",
+                                                       "started_pairs": [["full", None], ["random", 10],
+                                                                         ["kcenter", 10], ["random", 20]]}})()
+    assert forms.skipped_runs(job, None) == ["kcenter n=20", "kcenter n=50"]  # not random n=50: the ladder passed it
+    assert forms.ladder_stop_lines(later) == ["random stopped climbing at n=20: reached 95% of full-data NDCG@10 (0.96)"]
+    assert forms.budgets_text(spec).startswith("budget ladder 10, 20, 50 (each method until 95% of full data")
+    assert forms.budgets_text(quick_spec()) == "budgets 20"
+
+
 def test_a_deleted_run_still_counts_as_started_not_as_skipped(tmp_path):
     queue = JobQueue(tmp_path)
     job = queue.submit(quick_spec(), start=False)

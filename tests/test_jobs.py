@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from foster_core.runs.jobs import Job, JobQueue, JobSpec, _QueueLock, default_threads
+from foster_core.runs.jobs import Job, JobQueue, JobSpec, default_threads
+from foster_core.runs.queue_lock import QueueLock
 
 
 def coreset_spec(folder, **changes) -> JobSpec:
@@ -32,6 +33,22 @@ def test_a_job_runs_in_a_worker_and_records_its_runs_in_the_store(tmp_path, tiny
     assert "finished: encoding item texts" in job.log  # the worker's log says where the time went
 
 
+def test_a_ladder_job_trains_the_reference_first_and_stops_a_method_once_the_rule_is_met(tmp_path, tiny_folder):
+    # 40 users of 8 items: 20 real sequences hold far more than a quarter of the training positions, so
+    # random stops at its first rung whatever its students score, and n=30 never runs.
+    queue = JobQueue(tmp_path / "runs")
+    job = queue.submit(coreset_spec(tiny_folder, budgets=[20, 30], ladder=True, reference=True))
+    state = queue.wait(job, timeout=180)
+    assert state["status"] == "finished", job.log
+    runs = [queue.store.get(r) for r in job.run_ids]
+    assert [(r.config["method"], r.config.get("budget")) for r in runs] == [("full", None), ("random", 20)]
+    assert state["ladder_stopped"]["random"]["budget"] == 20
+    assert "training positions" in state["ladder_stopped"]["random"]["reason"] or "95%" in \
+        state["ladder_stopped"]["random"]["reason"]
+    assert state["total_runs"] == 2 and state["done_runs"] == 2
+    assert "random stops climbing at n=20" in job.log
+
+
 def test_a_reference_must_hold_every_architecture_the_students_have(tmp_path):
     queue = JobQueue(tmp_path / "runs")
     config = {"dataset": "d", "model": {}, "expert": {}, "student": {"seeds": [0]}}
@@ -49,7 +66,7 @@ def test_a_reference_must_hold_every_architecture_the_students_have(tmp_path):
 def test_a_second_job_waits_behind_the_holder_of_the_queue_and_can_be_cancelled(tmp_path, tiny_folder):
     queue = JobQueue(tmp_path / "runs")
     holder = queue.submit(coreset_spec(tiny_folder), start=False)
-    with _QueueLock(queue.root, holder):  # this test process plays the job that is working
+    with QueueLock(queue.root, holder):  # this test process plays the job that is working
         waiting = queue.submit(coreset_spec(tiny_folder))
         for _ in range(200):
             if waiting.state.get("message", "").startswith("waiting"):

@@ -5,7 +5,8 @@ import pytest
 
 from foster_core.cli_tables import format_bench_table, format_reach_lines
 from foster_core.runs import experiment
-from foster_core.runs.ladder import ladder_budgets, ladder_stop
+from foster_core.runs.ladder import ladder_budgets, ladder_passed, ladder_stop, results_stop
+from foster_core.runs.presets import sweep_budgets
 from foster_core.runs.runner import RunOutcome
 from foster_core.testing import tiny_context
 
@@ -86,3 +87,21 @@ def test_the_bench_table_shows_positions_and_share_of_train_and_a_dash_where_old
     assert "| full | all | 1000 | 100.0% | 0.1000 ± 0.0000 |" in table
     assert "| random | 10 | – | – | 0.0800 ± 0.0000 |" in table
     assert "- random: 90% and 95% of full not reached (best 0.80 of full, at n=10)" in table
+
+
+def test_a_runs_results_stop_the_ladder_against_the_full_data_reference():
+    full = _results(0.10, 1.0, 100.0)
+    assert results_stop(_results(0.094, 0.10, 1.0), full) is None
+    assert "95% of full-data NDCG@10 (0.95)" in results_stop(_results(0.095, 0.10, 1.0), full)
+    assert "holds 30% of the training positions" in results_stop(_results(0.05, 0.30, 1.0), full)
+    stopped = {"random": {"budget": 20, "reason": "..."}}
+    assert ladder_passed(stopped, "random", 50) and not ladder_passed(stopped, "random", 20)
+    assert not ladder_passed(stopped, "teacher", 50) and not ladder_passed(None, "random", 50)
+
+
+def test_the_apps_sweep_field_takes_auto_for_the_ladder_and_numbers_otherwise():
+    assert sweep_budgets(" Auto ", 20, usable=671) == ([10, 20, 50, 100, 200, 500, 671], True)
+    assert sweep_budgets("50, 10", 20, usable=671) == ([10, 50], False)
+    assert sweep_budgets("", 20, usable=671) == ([20], False)
+    with pytest.raises(ValueError, match="whole numbers"):
+        sweep_budgets("auto, 10", 20, usable=671)

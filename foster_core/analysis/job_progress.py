@@ -15,6 +15,7 @@ from ..methods.registry import get_method, method_names, needs_expert
 from ..runs.evaluator import format_seconds
 from ..runs.job_phases import quick_students
 from ..runs.jobs import JobSpec, job_configs
+from ..runs.ladder import ladder_passed
 from .compare import run_title
 
 REFERENCE_TITLE = "full-data reference"
@@ -112,12 +113,19 @@ class JobProgress:
 
 
 def plan(spec: JobSpec, configs: dict[str, Any], students: int, reference_epochs: int,
-         train_reference: bool) -> list[Planned]:
-    """Every phase of a job, in the order the worker runs them."""
+         train_reference: bool, stopped: dict | None = None) -> list[Planned]:
+    """Every phase of a job, in the order the worker runs them. A budget ladder trains its reference before
+    the runs, and skips the budgets above the one where it stopped a method (`stopped`: the job state's
+    ladder_stopped, method -> {"budget", "reason"})."""
     phases = [Planned("encode", None, "encoding item texts")]
     if needs_expert(spec.methods):
         phases.append(Planned("expert", None, "training the expert", reference_epochs))
+    reference = [Planned("reference", None, REFERENCE_TITLE, reference_epochs * students)] if train_reference else []
+    if spec.ladder:
+        phases += reference
     for index, (method, budget) in enumerate(spec.pairs()):
+        if ladder_passed(stopped, method, budget):
+            continue
         title = run_title(method, budget)
         phases.append(Planned("distill", index, f"{title}: start", 1))
         config = configs[method]
@@ -129,9 +137,7 @@ def plan(spec: JobSpec, configs: dict[str, Any], students: int, reference_epochs
                                   quick))
         phases.append(Planned("students", index, f"{title}: {students} student{'s' if students > 1 else ''}",
                               students))
-    if train_reference:
-        phases.append(Planned("reference", None, REFERENCE_TITLE, reference_epochs * students))
-    return phases
+    return phases if spec.ladder else phases + reference
 
 
 def _same_kind(spec: JobSpec, a: dict, planned: Planned) -> bool:
@@ -194,7 +200,8 @@ def job_progress(spec: JobSpec, state: dict, now: float | None = None) -> JobPro
     except (ValueError, KeyError):  # a job of a method or setting this version does not know: counts only
         return JobProgress(done, total, None, [], reference)
     students = len(configs.student.seeds) * len(configs.student.architectures)
-    phases = plan(spec, configs.methods, students, configs.expert.epochs, train_reference)
+    phases = plan(spec, configs.methods, students, configs.expert.epochs, train_reference,
+                  state.get("ladder_stopped"))
     measured = list(state.get("timings") or [])
     current = state.get("phase") or None
     if status not in ("queued", "preparing", "running") or current is None:

@@ -18,10 +18,16 @@ from ..methods.registry import MethodSpec, all_methods, get_method, method_names
 from ..methods.sparse import INIT_LABELS, PACKING
 from ..runs.evaluator import StudentConfig
 from ..runs.jobs import JobSpec, job_configs, job_spec
+from ..runs.ladder import LADDER_WORD, STOP_POSITION_SHARE, STOP_RATIO, ladder_passed
 from ..runs.presets import Preset
 from ..runs.run_store import FULL, Run, RunNotFound, RunStore
 
 DEVICES = ("auto", "cpu", "cuda")
+LADDER_HELP = (f"Type `{LADDER_WORD}` for a budget ladder: 10, 20, 50, 100, 200, 500, ... sequences, each method "
+               f"climbing until its students reach {STOP_RATIO:.0%} of full-data NDCG@10 or its synthetic data holds "
+               f"{STOP_POSITION_SHARE:.0%} of the training positions. The full-data reference trains first (its stop "
+               "rule needs it), and Compare's *How small can the data be?* then gives the smallest budget per "
+               "method reaching 90% and 95%.")
 # Config fields whose values come from a fixed list: drawn as select boxes, not free text.
 FIELD_CHOICES: dict[str, list[str]] = {
     "init_selection": list(SELECTIONS), "selection": list(SELECTIONS), "init_packing": list(PACKING),
@@ -74,10 +80,10 @@ def expert_config(preset: Preset, epochs: int) -> TrainConfig:
 
 
 def checked_job_spec(dataset: str, methods: list[str], budgets: list[int], distill: dict, student: StudentConfig,
-                     expert: TrainConfig, preset: str, threads: int, reference: bool) -> JobSpec:
+                     expert: TrainConfig, preset: str, threads: int, reference: bool, ladder: bool = False) -> JobSpec:
     """The job the Start button submits; ValueError (with the config's own message) when a method's config
     refuses the values, so the page can say so before anything starts."""
-    spec = job_spec(dataset, methods, budgets, distill, student, expert, preset, threads, reference)
+    spec = job_spec(dataset, methods, budgets, distill, student, expert, preset, threads, reference, ladder)
     job_configs(spec)  # builds every method's config from the shared values: their checks run here
     return spec
 
@@ -160,7 +166,9 @@ def skipped_runs(job, store: RunStore) -> list[str]:
             except RunNotFound:
                 continue
             started.add((config.get("method"), config.get("budget")))
-    skipped = [run_title(method, budget) for method, budget in job.spec.pairs() if (method, budget) not in started]
+    stopped = ((getattr(job, "state", None) or {}).get("ladder_stopped")) or {}
+    skipped = [run_title(method, budget) for method, budget in job.spec.pairs()
+               if (method, budget) not in started and not ladder_passed(stopped, method, budget)]
     if recorded is not None and job.state.get("reference") == "to train" and not any(m == FULL for m, _ in started):
         skipped.append("full-data reference")
     return skipped
@@ -179,3 +187,30 @@ def run_label(run: Run, status: bool = True) -> str:
     middle = f" · {run.status.get('status')}" if status else ""
     title = run_title(run.config.get("method"), run.config.get("budget"))
     return f"{title} · {run.config.get('dataset')}{middle} · {run.id}"
+
+
+def budgets_text(spec: JobSpec) -> str:
+    """A job's budgets in words: the list, or the ladder's rungs with its stop rule."""
+    budgets = ", ".join(map(str, spec.budgets))
+    if not spec.ladder:
+        return f"budgets {budgets}"
+    return f"budget ladder {budgets} (each method until {STOP_RATIO:.0%} of full data or {STOP_POSITION_SHARE:.0%} " \
+           "of the training positions)"
+
+
+def job_plan_text(methods: list[str], budgets: list[int], reference: bool, ladder: bool) -> str:
+    """What the Start button will run, in one line under the form."""
+    if ladder:
+        return (f"At most {len(methods) * len(budgets) + 1} run(s): the full-data reference first (reused when an "
+                f"earlier job trained it), then {', '.join(methods)} at budgets {', '.join(map(str, budgets))}, each "
+                f"method stopping once its students reach {STOP_RATIO:.0%} of full data or its data holds "
+                f"{STOP_POSITION_SHARE:.0%} of the training positions")
+    return (f"{len(methods) * len(budgets) + int(reference)} run(s): {', '.join(methods)} × budgets "
+            f"{', '.join(map(str, budgets))}"
+            + (" and the full-data reference (reused when an earlier job trained it)" if reference else ""))
+
+
+def ladder_stop_lines(state: dict) -> list[str]:
+    """One line per method a ladder job stopped climbing: where, and why."""
+    return [f"{method} stopped climbing at n={stop['budget']}: {stop['reason']}"
+            for method, stop in (state.get("ladder_stopped") or {}).items()]

@@ -21,7 +21,6 @@ still alive (a killed worker reads as "interrupted").
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import secrets
@@ -46,12 +45,12 @@ from ..methods.registry import check_budget, get_method, needs_expert
 from .evaluator import StudentConfig
 from .experiment import FULL, build_context, record_full_run
 from .job_phases import PhaseTracker, ReportingRun, evaluation_phase, quick_students
+from .ladder import results_stop
+from .queue_lock import HOLDER_FILE, Cancelled, QueueLock
 from .run_store import RUN_ID_PATTERN, Run, RunStore, process_alive, utc_timestamp
 from .runner import run_config, run_method
 
 JOBS_FOLDER = ".jobs"
-LOCK_FILE = ".queue.lock"
-HOLDER_FILE = ".queue_holder.json"
 THREADS_ENV = "FOSTER_JOB_THREADS"
 ACTIVE = ("queued", "preparing", "running")
 FINAL = ("finished", "failed", "stopped", "interrupted")
@@ -84,6 +83,9 @@ class JobSpec:
     model: dict = field(default_factory=dict)  # ModelConfig fields
     data: dict = field(default_factory=dict)  # DataConfig fields
     reference: bool = True  # also record the full-data reference (cached, so usually free after the first)
+    # A budget ladder (runs/ladder.py): `budgets` are its rungs, and each method stops climbing once a run
+    # of it reaches the ladder's share of full data or of the training positions (the reference comes first).
+    ladder: bool = False
     preset: str = "custom"
     threads: int = 0  # 0 = default_threads()
     cache_dir: str | None = None  # None = FOSTER_CACHE_DIR or its default
@@ -248,42 +250,6 @@ class JobQueue:
 FOSTER_RUNS_ENV = "FOSTER_RUNS_DIR"
 
 
-class _QueueLock:
-    """The machine-wide 'one job at a time' lock: an exclusive flock under the runs dir."""
-
-    def __init__(self, root: Path, job: Job):
-        self.root, self.job = root, job
-
-    def __enter__(self) -> "_QueueLock":
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.root / LOCK_FILE, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.job.update(status="queued", message="waiting for the running job to finish")
-            while True:
-                if self.job.stop_requested():
-                    raise _Cancelled()
-                try:
-                    fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    time.sleep(0.5)
-        atomic_write_json(self.root / HOLDER_FILE, {"job": self.job.id, "pid": os.getpid(), "since": utc_timestamp()})
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            (self.root / HOLDER_FILE).unlink(missing_ok=True)
-        finally:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-
-
-class _Cancelled(Exception):
-    pass
-
-
 class _JobRunStore(RunStore):
     """The run store, telling the job about each run the moment it is created (for live curves), and the
     phase tracker when its evaluation begins."""
@@ -329,11 +295,13 @@ def job_configs(spec: JobSpec) -> JobConfigs:
 
 
 def job_spec(dataset: str, methods: list[str], budgets: list[int], distill: dict, student: StudentConfig,
-             expert: TrainConfig, preset: str = "custom", threads: int = 0, reference: bool = True) -> JobSpec:
-    """A JobSpec from config objects (`distill`: the shared method values, see JobSpec.distill)."""
+             expert: TrainConfig, preset: str = "custom", threads: int = 0, reference: bool = True,
+             ladder: bool = False) -> JobSpec:
+    """A JobSpec from config objects (`distill`: the shared method values, see JobSpec.distill). A ladder
+    always has its reference: its stop rule needs it."""
     return JobSpec(dataset=dataset, methods=list(methods), budgets=[int(b) for b in budgets],
                    distill=known_values_for(methods, distill), student=to_dict(student), expert=to_dict(expert),
-                   reference=reference, preset=preset, threads=threads)
+                   reference=reference or ladder, preset=preset, threads=threads, ladder=ladder)
 
 
 def known_values_for(methods: list[str], values: dict) -> dict:
@@ -346,15 +314,17 @@ def known_values_for(methods: list[str], values: dict) -> dict:
 
 def run_job(job: Job, runs_dir: Path) -> None:
     """The worker's body: wait for the queue, build the context once, run every pair, then the reference.
+    A budget ladder (`spec.ladder`) trains or reuses the reference first, since its stop rule compares
+    each run with full data, and stops climbing a method once a run of it meets that rule (runs/ladder.py).
     Each phase's progress goes to the job's state (job_phases.py), for the app's progress bars."""
     spec = job.spec
     torch.set_num_threads(spec.threads or default_threads())
     job.update(pid=os.getpid(), status="queued", message="waiting for the queue")
     tracker = PhaseTracker(job.update, log=lambda line: print(line, flush=True))
     try:
-        with _QueueLock(runs_dir, job):
+        with QueueLock(runs_dir, job):
             if job.stop_requested():
-                raise _Cancelled()
+                raise Cancelled()
             configs = job_configs(spec)
             job.update(status="preparing", message="loading the dataset")
             dataset = load_dataset(spec.dataset, configs.data)
@@ -373,10 +343,11 @@ def run_job(job: Job, runs_dir: Path) -> None:
                 tracker, run, titles[current["pair"]] if current["pair"] is not None else "", current["pair"],
                 students, configs.expert.epochs))
             # Whether this job trains the reference or reuses one: the run count says so from the start.
-            train_reference = spec.reference and store.find_reference(
-                run_config(context, FULL, None, None, configs.student),
-                architectures=configs.student.architectures) is None
-            job.update(total_runs=len(pairs) + int(train_reference),
+            reference = store.find_reference(run_config(context, FULL, None, None, configs.student),
+                                             architectures=configs.student.architectures) if spec.reference else None
+            train_reference = spec.reference and reference is None
+            total = len(pairs) + int(train_reference)
+            job.update(total_runs=total,
                        reference="to train" if train_reference else ("reused" if spec.reference else "off"))
             if needs_expert(spec.methods):  # methods that never use it do not train it
                 job.update(message="training the expert recommender (cached after the first time)")
@@ -384,35 +355,55 @@ def run_job(job: Job, runs_dir: Path) -> None:
                               configs.expert.epochs, "epochs")
                 context.on_expert_epoch = tracker.on_expert_epoch
                 context.expert()
+            done = 0
+
+            def train_the_reference() -> dict:
+                nonlocal done
+                current["pair"] = None
+                job.update(status="running", message="full-data reference (cached after the first time)")
+                results = record_full_run(context, configs.student, store, progress=tracker.reference_line).results
+                tracker.finish()
+                done += 1
+                job.update(done_runs=done, reference="trained")
+                return results
+
+            full = None
+            if spec.ladder:
+                full = train_the_reference() if train_reference else reference.results
+            stopped: dict[str, dict] = {}  # method -> the budget where the ladder stopped it, and why
             for index, (method, budget) in enumerate(pairs):
+                if method in stopped:
+                    continue
                 if job.stop_requested():
-                    raise _Cancelled()
+                    raise Cancelled()
                 current["pair"] = index
-                job.update(status="running", message=f"{method} n={budget} ({index + 1} of {len(pairs)})",
-                           done_runs=index)
+                job.update(status="running", message=f"{method} n={budget} ({done + 1} of {total})",
+                           done_runs=done)
                 tracker.start("distill", f"{titles[index]}: distilling", None, "", index)
                 on_event = tracker.run_events(index, titles[index], quick_students(configs.methods[method]))
+                resume = None
                 if spec.resume_run:  # the run exists already: tell the job about it as create() would
                     resumed = store.get(spec.resume_run)
                     job.update(run_ids=[], started_pairs=[])
                     store.started(resumed, f"{method}: resuming {resumed.id}")
-                    run_method(context, method, budget, configs.methods[method], configs.student, store,
-                               resume_run=store.reporting(resumed), on_event=on_event, progress=tracker.student_line)
-                    continue
-                run_method(context, method, budget, configs.methods[method], configs.student, store,
-                           on_event=on_event, progress=tracker.student_line)
+                    resume = store.reporting(resumed)
+                outcome = run_method(context, method, budget, configs.methods[method], configs.student, store,
+                                     resume_run=resume, on_event=on_event, progress=tracker.student_line)
+                done += 1
+                reason = results_stop(outcome.results, full) if full and outcome.results else None
+                if reason:
+                    stopped[method] = {"budget": budget, "reason": reason}
+                    total -= sum(1 for m, b in pairs[index + 1:] if m == method)
+                    print(f"{method} stops climbing at n={budget}: {reason}", flush=True)
+                    job.update(ladder_stopped=stopped, total_runs=total)
             tracker.finish()
-            job.update(done_runs=len(pairs))
-            if train_reference and not job.stop_requested():
-                current["pair"] = None
-                job.update(status="running", message="full-data reference (cached after the first time)")
-                record_full_run(context, configs.student, store, progress=tracker.reference_line)
-                tracker.finish()
-                job.update(done_runs=len(pairs) + 1, reference="trained")
+            job.update(done_runs=done)
+            if train_reference and not spec.ladder and not job.stop_requested():
+                train_the_reference()
         tracker.finish()
         final = "stopped" if job.stop_requested() else "finished"
         job.update(status=final, message="stopped on request" if final == "stopped" else "done", current_run=None)
-    except _Cancelled:
+    except Cancelled:
         tracker.finish()
         job.update(status="stopped", message="stopped on request", current_run=None)
     except Exception as exc:  # the UI shows this one line; the traceback is in worker.log

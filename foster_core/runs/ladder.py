@@ -9,6 +9,9 @@ where the evaluator recorded it, `position_share`.
 
 from __future__ import annotations
 
+from .evaluator import ratio_to
+
+LADDER_WORD = "auto"  # what asks for the ladder: `bench --budgets auto`, and the app's budget sweep field
 LADDER_STEPS = (10, 20, 50)  # times 1, 10, 100, ...: 10, 20, 50, 100, 200, 500, ...
 STOP_RATIO = 0.95  # of full-data NDCG@10
 STOP_POSITION_SHARE = 0.25  # of the training split's next-item targets
@@ -37,3 +40,16 @@ def ladder_stop(row: dict) -> str | None:
         return (f"the synthetic data holds {share:.0%} of the training positions "
                 f"(the ladder stops at {STOP_POSITION_SHARE:.0%})")
     return None
+
+
+def results_stop(results: dict, full: dict) -> str | None:
+    """`ladder_stop` for one run's results against the full-data reference's (the app's ladder jobs, which
+    build no bench rows)."""
+    ratio = ratio_to(results["test"]["ndcg@10"]["mean"], full["test"]["ndcg@10"]["mean"])
+    return ladder_stop({"ratio_ndcg@10": ratio, "position_share": results.get("position_share")})
+
+
+def ladder_passed(stopped: dict | None, method: str, budget: int) -> bool:
+    """Whether a ladder job never runs this pair: it stopped `method` at a smaller budget (`stopped`: the job
+    state's ladder_stopped, method -> {"budget", "reason"})."""
+    return bool(stopped) and method in stopped and budget > stopped[method]["budget"]

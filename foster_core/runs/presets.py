@@ -14,6 +14,7 @@ from ..core.config import from_dict, to_dict
 from ..core.training import TrainConfig
 from ..methods.foster import FosterConfig
 from .evaluator import StudentConfig
+from .ladder import LADDER_WORD, ladder_budgets
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,11 @@ def parse_budgets(text: str, default: int, usable: int | None = None) -> list[in
     if usable is not None and budgets[-1] > usable:
         raise ValueError(f"budget {budgets[-1]} is more than the {usable} usable training sequences of this dataset")
     return budgets
+
+
+def sweep_budgets(text: str, default: int, usable: int) -> tuple[list[int], bool]:
+    """The budgets of the Distill page's sweep field and whether they are a budget ladder: `auto` asks for the
+    ladder's rungs up to the usable sequences (runs/ladder.py), anything else goes through parse_budgets."""
+    if text.strip().lower() == LADDER_WORD:
+        return ladder_budgets(usable), True
+    return parse_budgets(text, default, usable), False
