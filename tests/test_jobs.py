@@ -97,6 +97,8 @@ def test_bad_input_fails_the_job_with_one_line_and_keeps_the_traceback_in_the_lo
     assert not (tmp_path / "cache" / "experts").exists()  # refused before training an expert
     with pytest.raises(ValueError):
         queue.submit(coreset_spec(tiny_folder, methods=[]))
+    with pytest.raises(ValueError, match="needs the full-data reference"):
+        queue.submit(coreset_spec(tiny_folder, ladder=True, reference=False))
 
 
 def test_a_worker_uses_every_core_up_to_eight_unless_told(monkeypatch):

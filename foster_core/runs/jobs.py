@@ -172,6 +172,8 @@ class JobQueue:
     def submit(self, spec: JobSpec, start: bool = True) -> Job:
         if not spec.methods or not spec.budgets:
             raise ValueError("a job needs at least one method and one budget")
+        if spec.ladder and not spec.reference:
+            raise ValueError("a budget ladder needs the full-data reference: its stop rule compares each run with it")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         job = Job(self.jobs_dir / f"{stamp}-{secrets.token_hex(3)}")
