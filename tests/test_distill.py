@@ -1,5 +1,6 @@
 """Distillers on tiny data: one interface, budgets respected, only training items, FOSTER moves S."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,11 +14,11 @@ from foster_core.core.synthetic import SyntheticData
 from foster_core.core.training import TrainConfig
 from foster_core.methods import StepEvent, get_method, method_names
 from foster_core.methods import expert as expert_module
-from foster_core.methods.coresets import kcenter_indices, packed_sequences, selected_sequences
+from foster_core.methods.coresets import kcenter_indices, packed_groups, packed_sequences, selected_sequences
 from foster_core.methods.expert import DistillContext
 from foster_core.methods.registry import distill
 from foster_core.methods.sparse import packs
-from foster_core.methods.teacher import labelled_selection
+from foster_core.methods.teacher import expert_labels, labelled_selection
 from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
 from foster_core.runs.run_store import RunStore
 from foster_core.runs.runner import run_method
@@ -248,7 +249,32 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
 
     plain = labelled_selection(context, 4, config("foster"), "random")
     start = labelled_selection(context, 4, config("foster"), "random", packed=True)
-    assert int(start.mask.sum()) == 4 * 8 and int(plain.mask.sum()) == 4 * 2
+    # Three 3-item sequences per row, 2 positions each: no position asks for the next user's first item.
+    assert int(start.mask.sum()) == 4 * 3 * 2 and int(plain.mask.sum()) == 4 * 2
+
+    # Each user's labels are the expert's on that user alone: the packed row's positions carry exactly the
+    # labels of its sequences labelled one per row.
+    groups = packed_groups(context, 4, "random", seed=0)
+    alone = expert_labels(context, SyntheticData.from_sequences([q for g in groups for q in g], 9), config("foster"))
+    first_row = alone.mask[:3]
+    assert torch.equal(start.label_items[0][start.mask[0]], alone.label_items[:3][first_row])
+    assert torch.allclose(start.label_probs[0][start.mask[0]], alone.label_probs[:3][first_row])
+    assert torch.equal(start.input_items[0, -6:, 0], torch.from_numpy(np.concatenate([q[:-1] for q in groups[0]])))
+
+
+def test_packing_rows_keeps_each_rows_positions_and_labels_in_order():
+    # Two rows of L = 4: [-, -, 1, 2] -> labels [-, -, 2, 3], and [-, -, -, 7] -> label [-, -, -, 8].
+    rows = SyntheticData.from_sequences([np.array([1, 2, 3]), np.array([7, 8])], 4)
+    packed = rows.packed([2])
+    assert packed.mask.tolist() == [[False, True, True, True]]
+    assert packed.input_items[0, :, 0].tolist() == [0, 1, 2, 7]
+    assert packed.label_items[0, :, 0].tolist() == [0, 2, 3, 8]
+    assert packed.input_probs[0, :, 0].tolist() == [0.0, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="add up to 3"):
+        rows.packed([3])
+    three = SyntheticData.from_sequences([np.array([1, 2, 3, 4])] * 2, 4)
+    with pytest.raises(ValueError, match="more than L = 4"):
+        three.packed([2])
 
 
 def test_auto_packing_packs_short_sequences_only(context, tmp_path):

@@ -78,6 +78,28 @@ class SyntheticData:
             seen[items[keep]] = True
         return float(seen.float().mean())
 
+    def packed(self, group_sizes: list[int]) -> "SyntheticData":
+        """Consecutive rows laid end to end, `group_sizes[j]` of them into row j: each row's real positions,
+        in order, left-padded to L. Every position keeps the labels it had in its own row, so labels made
+        before packing are conditioned on that row's own prefix, never on another row's items."""
+        if sum(group_sizes) != self.num_sequences:
+            raise ValueError(f"group sizes add up to {sum(group_sizes)}, not the {self.num_sequences} rows")
+        L = self.mask.shape[1]
+        fields = (self.input_items, self.input_probs, self.label_items, self.label_probs)
+        packed = [torch.zeros((len(group_sizes), L) + f.shape[2:], dtype=f.dtype) for f in fields]
+        mask = torch.zeros(len(group_sizes), L, dtype=torch.bool)
+        first = 0
+        for row, size in enumerate(group_sizes):
+            keep = self.mask[first:first + size]
+            length = int(keep.sum())
+            if length > L:
+                raise ValueError(f"row {row} would hold {length} positions, more than L = {L}")
+            for target, source in zip(packed, fields):
+                target[row, L - length:] = source[first:first + size][keep]
+            mask[row, L - length:] = True
+            first += size
+        return SyntheticData(*packed, mask)
+
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
         tensors = {
             "input_items": self.input_items, "input_probs": self.input_probs.float(),

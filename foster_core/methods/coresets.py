@@ -129,11 +129,11 @@ def _sequence(context: DistillContext, index: int, drop_last: bool) -> np.ndarra
     return context.train[index][:-1] if drop_last else context.train[index]
 
 
-def packed_sequences(context: DistillContext, budget: int, selection: str, seed: int,
-                     drop_last: bool = False) -> list[np.ndarray]:
-    """`budget` synthetic sequences of up to max_len items, each whole real sequences laid end to end.
+def packed_groups(context: DistillContext, budget: int, selection: str, seed: int,
+                  drop_last: bool = False) -> list[list[np.ndarray]]:
+    """`budget` groups of whole real sequences, each group at most max_len items: the rows of a packed start.
 
-    Sequences are taken in the selection's order and each goes into the first sequence with room for all
+    Sequences are taken in the selection's order and each goes into the first group with room for all
     of it (first fit; none is cut). Short-sequence data would otherwise leave most of the L positions of a
     synthetic sequence empty.
 
@@ -157,7 +157,13 @@ def packed_sequences(context: DistillContext, budget: int, selection: str, seed:
     for empty in [j for j in range(budget) if not bins[j]]:
         donor = max(range(budget), key=lambda j: len(bins[j]))
         bins[empty].append(bins[donor].pop())
-    return [np.concatenate(parts) for parts in bins]
+    return bins
+
+
+def packed_sequences(context: DistillContext, budget: int, selection: str, seed: int,
+                     drop_last: bool = False) -> list[np.ndarray]:
+    """`packed_groups` laid end to end: `budget` synthetic sequences of up to max_len items."""
+    return [np.concatenate(group) for group in packed_groups(context, budget, selection, seed, drop_last)]
 
 
 def _coreset_method(selection: str) -> Callable[..., SyntheticData]:
