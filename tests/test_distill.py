@@ -14,7 +14,7 @@ from foster_core.core.synthetic import SyntheticData
 from foster_core.core.training import TrainConfig
 from foster_core.methods import StepEvent, get_method, method_names
 from foster_core.methods import expert as expert_module
-from foster_core.methods.coresets import kcenter_indices, packed_groups, packed_sequences, selected_sequences
+from foster_core.methods.coresets import kcenter_indices, packed_groups, selected_sequences
 from foster_core.methods.expert import DistillContext
 from foster_core.methods.registry import distill
 from foster_core.methods.sparse import packs
@@ -233,7 +233,7 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
     dataset = build_dataset("short", interactions, items, DataConfig(min_interactions=5, max_seq_len=10))
     context = DistillContext(dataset, random_text_embeddings(dataset.num_items), TINY_MODEL,
                              TrainConfig(epochs=2, batch_size=8), cache_dir=tmp_path)
-    packed = packed_sequences(context, 4, "random", seed=0)
+    packed = [np.concatenate(g) for g in packed_groups(context, 4, "random", seed=0)]
     assert len(packed) == 4
     assert all(len(seq) == 9 for seq in packed)  # three 3-item sequences fit in max_len = 10, a fourth does not
     pieces = [tuple(seq[i : i + 3]) for seq in packed for i in (0, 3, 6)]
@@ -243,7 +243,7 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
     assert all(pieces.count(p) <= train.count(p) for p in pieces)
 
     # 30 sequences of 3 items cannot fill 25 rows of 10: every row still gets at least one whole sequence.
-    sparse = packed_sequences(context, 25, "kcenter", seed=0)
+    sparse = [np.concatenate(g) for g in packed_groups(context, 25, "kcenter", seed=0)]
     assert len(sparse) == 25 and all(len(seq) in (3, 6, 9) for seq in sparse)
     assert sum(len(seq) for seq in sparse) == 30 * 3
 

@@ -3,7 +3,7 @@
 Each selector returns `count` usable training sequences in the order it picks them. K-Center and herding
 work on sequence embeddings: the coreset methods embed a sequence by its items' texts and so never train
 the expert (`CORESET_SELECTORS`); `teacher`'s and FOSTER's starts, which train it anyway, use its
-summaries of the sequences (`SELECTORS`). `packed_sequences` lays picked sequences end to end for data
+summaries of the sequences (`SELECTORS`). `packed_groups` groups picked sequences to lay end to end for data
 whose sequences are short.
 """
 
@@ -115,7 +115,7 @@ def check_selection(name: str, field_name: str) -> None:
 def selected_sequences(context: DistillContext, selection: str, count: int, seed: int,
                        drop_last: bool = False, selectors: dict[str, Selector] = SELECTORS) -> SyntheticData:
     """The first `count` training sequences in the selection's order, as one-hot synthetic data (with
-    `drop_last`, each without its last item: see `packed_sequences`)."""
+    `drop_last`, each without its last item: see `packed_groups`)."""
     return sequences_as_synthetic(context, selectors[selection](context, count, seed), drop_last)
 
 
@@ -158,12 +158,6 @@ def packed_groups(context: DistillContext, budget: int, selection: str, seed: in
         donor = max(range(budget), key=lambda j: len(bins[j]))
         bins[empty].append(bins[donor].pop())
     return bins
-
-
-def packed_sequences(context: DistillContext, budget: int, selection: str, seed: int,
-                     drop_last: bool = False) -> list[np.ndarray]:
-    """`packed_groups` laid end to end: `budget` synthetic sequences of up to max_len items."""
-    return [np.concatenate(group) for group in packed_groups(context, budget, selection, seed, drop_last)]
 
 
 def _coreset_method(selection: str) -> Callable[..., SyntheticData]:
