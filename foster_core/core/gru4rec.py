@@ -31,9 +31,13 @@ class TextGRU4Rec(ItemTextModel):
         # The same logit scale as TextSASRec: LayerNormed h and e_v would start h . e_v with a spread of ~d.
         nn.init.constant_(self.final_norm.weight, self.cfg.hidden ** -0.5)
 
-    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor,
+                       segments: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, L, d) for input embeddings (B, L, d); timeline (B, L) marks the real positions,
-        which are right-aligned (left padding)."""
+        which are right-aligned (left padding). Packed rows (`segments`) run one sequence per row, so the
+        recurrent state never carries one user into the next."""
+        if segments is not None:
+            return self.each_sequence_alone(tokens, segments)
         B, L, _ = tokens.shape
         lengths = timeline.sum(1)
         offset = (L - lengths).unsqueeze(1)  # where each row's first real item sits

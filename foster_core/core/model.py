@@ -13,6 +13,12 @@ Padded positions never produce NaN: each query may always attend to itself, and 
 zeroes padded positions after every block (the original SASRec recipe), instead of a key-padding
 mask that leaves fully-masked rows.
 
+A packed row holds several real sequences end to end. With `segments` (B, L), which sequence of its row
+each position belongs to (1, 2, ... from the left; 0 = padding), every position is encoded as if its
+sequence sat alone in a left-padded row: it attends only within its sequence, and its position embedding
+counts back from that sequence's last item. Without them a student reads each user's items as the
+continuation of the previous user's (docs/distillation-notes.md, 2026-12-03, packed rows as sequences).
+
 `ItemTextModel` holds the item side every student architecture shares; `TextSASRec` adds SASRec's
 blocks. The other students (a GRU4Rec, an ID-based SASRec) live in their own files and are listed, by
 name, in `architectures.py`.
@@ -27,6 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import PAD_ID
+
+
+def segment_ends(segments: torch.Tensor) -> torch.Tensor:
+    """(B, L): the column of the last position of each position's sequence. `segments` (B, L) must be
+    non-decreasing along each row (left padding 0, then sequences 1, 2, ...), as packed rows are."""
+    segments = segments.contiguous()
+    return torch.searchsorted(segments, segments, right=True) - 1
 
 
 @dataclass(frozen=True)
@@ -170,9 +183,29 @@ class ItemTextModel(nn.Module):
             item_table = self.item_embeddings(items)
         return hidden @ item_table.T
 
-    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor) -> torch.Tensor:
-        """Hidden states (B, L, d) for ready-made input embeddings (B, L, d); timeline (B, L) marks real positions."""
+    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor,
+                       segments: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, L, d) for ready-made input embeddings (B, L, d); timeline (B, L) marks real
+        positions; `segments` (B, L), if given, which real sequence of a packed row each position is."""
         raise NotImplementedError
+
+    def each_sequence_alone(self, tokens: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+        """`forward_tokens` of packed rows, computed by moving each real sequence into a left-padded row of
+        its own and back: exact for any encoder, at the cost of one row per sequence. For architectures
+        that cannot keep sequences apart inside one row (a recurrent state runs on across them)."""
+        B, L, _ = tokens.shape
+        real = segments > 0
+        rows = torch.unique(torch.arange(B, device=tokens.device)[:, None] * (L + 1) + segments,
+                            return_inverse=True)[1]  # one new row per (row, sequence); padding shares one
+        column = L - 1 - (segment_ends(segments) - torch.arange(L, device=tokens.device))
+        alone = tokens.new_zeros(int(rows.max()) + 1, L, tokens.shape[-1])
+        alone[rows[real], column[real]] = tokens[real]
+        timeline = torch.zeros(alone.shape[:2], dtype=torch.bool, device=tokens.device)
+        timeline[rows[real], column[real]] = True
+        hidden = self.forward_tokens(alone, timeline)
+        out = hidden.new_zeros(B, L, hidden.shape[-1])
+        out[real] = hidden[rows[real], column[real]]
+        return out
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -201,17 +234,26 @@ class TextSASRec(ItemTextModel):
         # of the model's work (its attention queries, projection and feed-forward for every other position).
         return self.forward_tokens(*self._tokens(seqs, item_table, None), last_only=True)[:, -1]
 
-    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """Hidden states for ready-made input embeddings (B, L, d); timeline (B, L) marks real positions.
-        With `last_only`, the last position's alone (B, 1, d)."""
+    def forward_tokens(self, tokens: torch.Tensor, timeline: torch.Tensor, segments: torch.Tensor | None = None,
+                       last_only: bool = False) -> torch.Tensor:
+        """Hidden states for ready-made input embeddings (B, L, d); timeline (B, L) marks real positions;
+        `segments` keeps the sequences of packed rows apart (module docstring). With `last_only`, the last
+        position's alone (B, 1, d)."""
         L = tokens.shape[1]
         mask = timeline.unsqueeze(-1).to(tokens.dtype)
-        positions = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=tokens.device)
+        steps = torch.arange(L, device=tokens.device)
+        # A sequence's last item sits at position max_len - 1, as in a row of its own.
+        ends = L - 1 if segments is None else segment_ends(segments)
+        positions = (self.cfg.max_len - 1 - (ends - steps)).clamp(min=0)
         x = self.drop((tokens + self.position(positions)) * mask) * mask
         causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()
         eye = torch.eye(L, dtype=torch.bool, device=tokens.device)
-        # A query sees earlier real positions and always itself, so no row of the mask is empty.
-        attn_mask = (causal & timeline[:, None, :]) | eye
+        # A query sees earlier real positions (of its own sequence) and always itself, so no row of the
+        # mask is empty.
+        attn_mask = causal & timeline[:, None, :]
+        if segments is not None:
+            attn_mask = attn_mask & (segments[:, :, None] == segments[:, None, :])
+        attn_mask = attn_mask | eye
         attn_mask = attn_mask.unsqueeze(1)
         for i, block in enumerate(self.blocks):
             last = last_only and i == len(self.blocks) - 1

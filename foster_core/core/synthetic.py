@@ -3,7 +3,8 @@
 n sequences of L positions. Position (j, t) holds an input distribution over K_in candidate items and a
 next-item label distribution over K_lab candidates. Sparse supports keep memory and every step of work
 independent of the catalogue size M; `dense` expands them to (n, L, M) when a student trains on them.
-A real sequence is the special case K = 1 (one-hot inputs and labels).
+A real sequence is the special case K = 1 (one-hot inputs and labels). A packed row holds several
+sequences end to end; `segments` says where each begins, so a student keeps them apart (core/model.py).
 """
 
 from __future__ import annotations
@@ -32,12 +33,22 @@ class SyntheticData:
     label_items: torch.Tensor  # (n, L, K_lab) int64
     label_probs: torch.Tensor  # (n, L, K_lab)
     mask: torch.Tensor  # (n, L) bool; False = left padding of a shorter sequence
+    # (n, L) int64, for packed rows: which sequence of its row a position belongs to, 1, 2, ... from the
+    # left, 0 at padding. None = each row is one sequence.
+    segments: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n, L = self.mask.shape
         for name in ("input_items", "input_probs", "label_items", "label_probs"):
             if tuple(getattr(self, name).shape[:2]) != (n, L):
                 raise ValueError(f"{name} has shape {tuple(getattr(self, name).shape)}, expected ({n}, {L}, K)")
+        if self.segments is not None:
+            if tuple(self.segments.shape) != (n, L):
+                raise ValueError(f"segments has shape {tuple(self.segments.shape)}, expected ({n}, {L})")
+            if not bool(((self.segments > 0) == self.mask.bool()).all()):
+                raise ValueError("segments must be 0 exactly at the padding positions")
+            if bool((self.segments.diff(dim=1) < 0).any()):
+                raise ValueError("segments must not decrease along a row (sequences laid left to right)")
 
     @property
     def num_sequences(self) -> int:
@@ -80,14 +91,15 @@ class SyntheticData:
 
     def packed(self, group_sizes: list[int]) -> "SyntheticData":
         """Consecutive rows laid end to end, `group_sizes[j]` of them into row j: each row's real positions,
-        in order, left-padded to L. Every position keeps the labels it had in its own row, so labels made
-        before packing are conditioned on that row's own prefix, never on another row's items."""
+        in order, left-padded to L, numbered in `segments`. Every position keeps the labels it had in its own
+        row, so labels made before packing are conditioned on that row's own prefix, never on another row's
+        items."""
         if sum(group_sizes) != self.num_sequences:
             raise ValueError(f"group sizes add up to {sum(group_sizes)}, not the {self.num_sequences} rows")
         L = self.mask.shape[1]
         fields = (self.input_items, self.input_probs, self.label_items, self.label_probs)
         packed = [torch.zeros((len(group_sizes), L) + f.shape[2:], dtype=f.dtype) for f in fields]
-        mask = torch.zeros(len(group_sizes), L, dtype=torch.bool)
+        segments = torch.zeros(len(group_sizes), L, dtype=torch.long)
         first = 0
         for row, size in enumerate(group_sizes):
             keep = self.mask[first:first + size]
@@ -96,19 +108,23 @@ class SyntheticData:
                 raise ValueError(f"row {row} would hold {length} positions, more than L = {L}")
             for target, source in zip(packed, fields):
                 target[row, L - length:] = source[first:first + size][keep]
-            mask[row, L - length:] = True
+            sequence_of = torch.arange(1, size + 1)[:, None].expand(size, L)
+            segments[row, L - length:] = sequence_of[keep]
             first += size
-        return SyntheticData(*packed, mask)
+        return SyntheticData(*packed, segments > 0, segments)
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
         tensors = {
             "input_items": self.input_items, "input_probs": self.input_probs.float(),
             "label_items": self.label_items, "label_probs": self.label_probs.float(), "mask": self.mask,
         }
+        if self.segments is not None:
+            tensors["segments"] = self.segments
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path) -> "SyntheticData":
         t = load_file(str(path))
-        return cls(t["input_items"], t["input_probs"], t["label_items"], t["label_probs"], t["mask"].bool())
+        return cls(t["input_items"], t["input_probs"], t["label_items"], t["label_probs"], t["mask"].bool(),
+                   t.get("segments"))

@@ -237,16 +237,20 @@ def train_on_synthetic(
     if int(max(synthetic.input_items.max(), synthetic.label_items.max())) >= num_items:
         raise ValueError(f"the synthetic data names items beyond this catalogue of {num_items} items")
     last = slice(-model_cfg.max_len, None)  # longer sequences keep their most recent positions, as real ones do
+    packed = synthetic.segments is not None  # rows holding several sequences, kept apart by the student
+    segments = synthetic.segments if packed else synthetic.mask.long()
     tensors = (synthetic.input_items[:, last], synthetic.input_probs[:, last].float(),
-               synthetic.label_items[:, last], synthetic.label_probs[:, last].float(), synthetic.mask[:, last].bool())
+               synthetic.label_items[:, last], synthetic.label_probs[:, last].float(), synthetic.mask[:, last].bool(),
+               segments[:, last])
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
     exact = exact_softmax(num_items, cfg)
 
     def batch_loss(model: ItemTextModel, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        in_items, in_probs, lab_items, lab_probs, real = _trim_padding(*batch, real=batch[4])
+        in_items, in_probs, lab_items, lab_probs, real, segments = _trim_padding(*batch, real=batch[4])
+        segments = segments if packed else None
         if exact:  # item ids are rows of the whole catalogue's table: no lookup into a subset
             table = model.item_embeddings()
-            hidden = model.forward_tokens(expected_embeddings(in_items, in_probs, table), real)[real]
+            hidden = model.forward_tokens(expected_embeddings(in_items, in_probs, table), real, segments)[real]
             log_probs = F.log_softmax(hidden @ table.T, dim=-1)
             return -(lab_probs[real] * log_probs.gather(-1, lab_items[real])).sum(-1).mean()
         touched = torch.unique(torch.cat([in_items[real].flatten(), lab_items[real].flatten()])).cpu()
@@ -254,7 +258,7 @@ def train_on_synthetic(
         items, log_weights = items.to(real.device), log_weights.to(real.device)
         table = model.item_embeddings(items)
         tokens = expected_embeddings(torch.searchsorted(items, in_items).clamp(max=len(items) - 1), in_probs, table)
-        hidden = model.forward_tokens(tokens, real)[real]
+        hidden = model.forward_tokens(tokens, real, segments)[real]
         scores = hidden @ table.T + log_weights
         log_z = torch.logsumexp(scores, dim=-1, keepdim=True)
         label_scores = scores.gather(-1, torch.searchsorted(items, lab_items[real]))

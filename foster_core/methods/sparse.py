@@ -10,7 +10,7 @@ Symbols in brackets are those of ../shared/foster-method.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ class SparseSynthetic(torch.nn.Module):
         self.register_buffer("input_items", init.input_items)
         self.register_buffer("label_items", init.label_items)
         self.register_buffer("mask", init.mask)
+        self.register_buffer("segments", init.segments)  # None unless the rows are packed
         self.input_logits = torch.nn.Parameter(input_logits)
         self.label_logits = torch.nn.Parameter(label_logits)
 
@@ -78,7 +79,7 @@ class SparseSynthetic(torch.nn.Module):
         with torch.no_grad():
             return SyntheticData(self.input_items.cpu().clone(), F.softmax(self.input_logits, -1).cpu(),
                                  self.label_items.cpu().clone(), F.softmax(self.label_logits, -1).cpu(),
-                                 self.mask.cpu().clone())
+                                 self.mask.cpu().clone(), None if self.segments is None else self.segments.cpu().clone())
 
     def label_entropy(self) -> float:
         """Mean entropy (nats) of the label distributions at real positions."""
@@ -111,7 +112,7 @@ def soft_start(context: DistillContext, budget: int, config: SoftStartConfig) ->
         base = labelled_selection(context, budget, config, config.init_selection, packed=packed)
         label_items, label_probs = base.label_items, base.label_probs
     neighbours = text_neighbours(context, base.input_items[..., 0], config.input_support)
-    return SyntheticData(neighbours, base.input_probs, label_items, label_probs, base.mask)
+    return replace(base, input_items=neighbours, label_items=label_items, label_probs=label_probs)
 
 
 def text_neighbours(context: DistillContext, items: torch.Tensor, k: int) -> torch.Tensor:
@@ -163,7 +164,7 @@ def synthetic_loss(net: TextSASRec, syn: SparseSynthetic, subset: torch.Tensor, 
     pos_in = torch.searchsorted(subset, syn.input_items)
     pos_lab = torch.searchsorted(subset, syn.label_items)
     tokens = expected_embeddings(pos_in, F.softmax(syn.input_logits, -1), table)
-    hidden = net.forward_tokens(tokens, syn.mask)
+    hidden = net.forward_tokens(tokens, syn.mask, syn.segments)
     log_probs = F.log_softmax(hidden[syn.mask] @ table.T, -1)
     p_lab = F.softmax(syn.label_logits, -1)[syn.mask]
     return -(p_lab * log_probs.gather(-1, pos_lab[syn.mask])).sum(-1).mean()

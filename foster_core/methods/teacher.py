@@ -3,7 +3,7 @@ next-item predictions; `expert_labels` is also how FOSTER's start gets its label
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Callable, ClassVar
 
 import torch
@@ -59,12 +59,13 @@ def prefix_items(synthetic: SyntheticData) -> torch.Tensor:
 
 
 def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: LabelConfig,
-                        exclude_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                        exclude_prefix: bool = False,
+                        segments: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(label items, label probs), each (n, L, K): the labels `config` makes of scores (n, L, M) at
-    positions whose input items are `inputs` (n, L; PAD_ID = padding).
+    positions whose input items are `inputs` (n, L; PAD_ID = padding), in rows packed as `segments` says.
 
     softmax(scores / label_temperature), with `exclude_prefix` over the items outside each position's
-    prefix (the inputs up to and including its own), cut to the top K items and renormalised: the softmax
+    prefix (the inputs of its own sequence up to and including its own), cut to the top K items and renormalised: the softmax
     over those K logits. K is label_support, or fewer where the prefix leaves fewer items; a position whose
     prefix holds the whole catalogue keeps every item (nothing would be left to label)."""
     logits = scores.float() / config.label_temperature
@@ -75,6 +76,8 @@ def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: Labe
         seen = torch.zeros(logits.shape[0], num_items, dtype=torch.bool, device=logits.device)
         rows = torch.arange(logits.shape[0], device=logits.device)
         for t in range(logits.shape[1]):
+            if segments is not None and t > 0:  # a packed row's next sequence starts with an empty prefix
+                seen[segments[:, t] != segments[:, t - 1]] = False
             real = inputs[:, t] != PAD_ID
             seen[rows[real], inputs[real, t]] = True
             hide = seen & (seen.sum(-1, keepdim=True) < num_items)
@@ -93,10 +96,11 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, config: Lab
     table = expert.item_embeddings()
     # One-hot inputs are the K = 1 case of the expected embedding over each position's sparse support.
     tokens = expected_embeddings(synthetic.input_items.to(device), synthetic.input_probs.to(device), table)
-    hidden = expert.forward_tokens(tokens, synthetic.mask.to(device))
+    segments = None if synthetic.segments is None else synthetic.segments.to(device)
+    hidden = expert.forward_tokens(tokens, synthetic.mask.to(device), segments)
     items, probs = label_distributions(expert.score(hidden, item_table=table), prefix_items(synthetic).to(device), config,
-                                       exclude_prefix)
-    return SyntheticData(synthetic.input_items, synthetic.input_probs, items.cpu(), probs.cpu(), synthetic.mask)
+                                       exclude_prefix, segments)
+    return replace(synthetic, label_items=items.cpu(), label_probs=probs.cpu())
 
 
 def labelled_selection(context: DistillContext, budget: int, config: LabelConfig, selection: str,
