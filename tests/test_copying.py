@@ -63,6 +63,23 @@ def test_packed_users_show_as_a_partial_share_and_the_longest_run_finds_another_
     assert (row.nearest_real, row.share, row.run, row.longest_run) == (0, 5 / 8, 5, 5)
 
 
+def test_each_packed_sequence_is_checked_whole_against_real_histories():
+    real = [np.array([10, 11, 12, 13, 14]), np.array([20, 21, 22])]
+    # One row, three packed sequences: [10, 11, 12] and [20, 21, 22] repeat real stretches in full; [12, 10]
+    # has fewer than WHOLE_HISTORY_MIN items and is not counted. No run reaches the threshold of 10.
+    rows = SyntheticData.from_sequences([np.array(s + [0]) for s in ([10, 11, 12], [20, 21, 22], [12, 10])], 8)
+    [row] = copy_report(rows.packed([3]), real).rows
+    assert (row.sequences, row.whole_histories, row.longest_run) == (2, 2, 3)
+    # The same items without segments: one sequence of 8, not a real stretch.
+    [plain] = copy_report(as_synthetic([[10, 11, 12, 20, 21, 22, 12, 10]]), real).rows
+    assert (plain.sequences, plain.whole_histories) == (1, 0)
+    report = copy_report(as_synthetic([[10, 11, 12, 13], [13, 11, 12], [21, 22]]), real)
+    assert [(r.sequences, r.whole_histories) for r in report.rows] == [(1, 1), (1, 0), (0, 0)]
+    assert (report.whole_histories, report.held_sequences) == (1, 2)
+    assert "1 of the 2 sequences of 3 or more items they hold repeat a stretch of one real user's history in " \
+           "full" in report.summary
+
+
 def test_the_summary_counts_sequences_copying_a_run_of_the_threshold_and_serialises_to_json():
     report = copy_report(as_synthetic([[1, 2, 3, 4, 5], [5, 3, 1, 4, 2], [10, 11]]), REAL, threshold=3)
     assert report.copying_sequences == 1 and report.mean_share == pytest.approx((1 + 1 + 0) / 3)

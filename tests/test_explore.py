@@ -121,6 +121,8 @@ def test_the_copying_table_and_map_colours_come_from_the_report():
     assert table["positions shared"].tolist() == pytest.approx([1.0, 0.0, 0.6])
     assert table["nearest real user"].tolist()[0] == 0 and pd.isna(table["nearest real user"].iloc[1])
     assert table["longest copied run"].tolist() == [4, 0, 3] and table["user of that run"].iloc[2] == 0
+    # [8, 9] is too short to count; [5, 6, 2, 3, 4] is no real user's stretch.
+    assert table["sequences held"].tolist() == [1, 0, 1] and table["copied whole"].tolist() == [1, 0, 0]
     frame = pd.DataFrame({"source": ["real", "synthetic", "synthetic", "synthetic"], "index": [0, 0, 1, 2],
                           "hover": ["r", "s0", "s1", "s2"]})
     coloured = with_copying(frame, copying)

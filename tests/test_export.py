@@ -30,6 +30,16 @@ def test_exports_round_trip_through_the_generic_and_recbole_loaders(cyclic_datas
     assert [len(s) for s in generic.sequences] == [len(s) for s in sequences]
 
 
+def test_a_packed_row_exports_one_user_per_sequence_it_holds(cyclic_dataset):
+    sequences = [np.array([0, 1, 2]), np.array([5, 6]), np.array([3, 4, 7, 8])]
+    packed = SyntheticData.from_sequences(sequences, max_len=9).packed([2, 1])
+    hard = hard_interactions(packed, cyclic_dataset)
+    ids = cyclic_dataset.item_ids
+    users = {user: group.item_id.tolist() for user, group in hard.groupby("user_id", sort=False)}
+    assert users == {"synthetic_0_1": [ids[i] for i in (0, 1, 2)], "synthetic_0_2": [ids[5], ids[6]],
+                     "synthetic_1_1": [ids[i] for i in (3, 4, 7, 8)]}
+
+
 def test_top_items_table_shows_texts_and_probabilities(cyclic_dataset):
     n, L = 1, 3
     probs = torch.tensor([[[0.7, 0.2, 0.1]] * L])

@@ -288,6 +288,8 @@ COPY_COLUMNS = {  # the "How close to real users?" table: column -> what it hold
     "longest run, any user": "The same with whichever real user gives the longest run (packed sequences hold "
                              "several users end to end).",
     "user of that run": "The training sequence of that longest run.",
+    "sequences held": "The sequences it holds of 3 or more items: itself, or each real user's packed end to end.",
+    "copied whole": "Of those, the ones that repeat a stretch of one real user's history in full and in order.",
 }
 
 
@@ -303,11 +305,12 @@ def copy_table(copying: dict) -> pd.DataFrame:
     rows = copying.get("rows", [])
     values = {"synthetic sequence": "synthetic", "positions": "positions", "nearest real user": "nearest_real",
               "positions shared": "share", "longest copied run": "run", "longest run, any user": "longest_run",
-              "user of that run": "longest_run_real"}
+              "user of that run": "longest_run_real", "sequences held": "sequences", "copied whole": "whole_histories"}
     frame = pd.DataFrame({column: [row.get(key) for row in rows] for column, key in values.items()},
                          columns=list(COPY_COLUMNS))
-    for column in ("nearest real user", "user of that run"):
-        frame[column] = frame[column].astype("Int64")  # a whole number, or empty where no real user shares an item
+    # A whole number, or empty where no real user shares an item (or results recorded before the column).
+    for column in ("nearest real user", "user of that run", "sequences held", "copied whole"):
+        frame[column] = frame[column].astype("Int64")
     return frame
 
 

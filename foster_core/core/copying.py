@@ -10,7 +10,9 @@ Against the training split it gets:
 
 FOSTER's start lays several real users end to end in one synthetic sequence, so the nearest real sequence may
 cover only part of it; the share then says how much, and the longest run with any real user still finds a
-copied stretch of another user.
+copied stretch of another user. Short histories never reach the copy threshold, so each sequence a row holds
+(one, or several packed ones: `SyntheticData.segments`) is also checked whole: does it repeat, in full and in
+order, a stretch of one real user's history? A row of ten copied five-item users copies ten people.
 
 Exact and fast at tens of thousands of users: shared positions come from an inverted index (item -> real
 sequences holding it), and the longest runs from growing the common substrings of all synthetic sequences
@@ -30,6 +32,9 @@ from .synthetic import SyntheticData
 # practically impossible; it is a recognisable stretch of a person's history (a fifth of a 50-item sequence).
 COPY_RUN_THRESHOLD = 10
 _BATCH = 4096  # tied candidate sequences compared at once when breaking a tie by run
+# A sequence held in a row counts as a real user's history copied whole when all of its items, at least this
+# many, repeat consecutively and in order in one real sequence. A pair of popular items often does by chance.
+WHOLE_HISTORY_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class SequenceCopy:
     run: int  # the longest run of consecutive positions copied in order from the nearest real sequence
     longest_run: int  # the same with any real sequence
     longest_run_real: int | None  # the lowest-index real sequence holding that longest run
+    sequences: int = 1  # the sequences laid end to end in it, of WHOLE_HISTORY_MIN items or more
+    whole_histories: int = 0  # of those, the ones that repeat a stretch of one real user's history in full
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,14 @@ class CopyReport:
         return sum(row.longest_run >= self.threshold for row in self.rows)
 
     @property
+    def whole_histories(self) -> int:
+        return sum(row.whole_histories for row in self.rows)
+
+    @property
+    def held_sequences(self) -> int:
+        return sum(row.sequences for row in self.rows)
+
+    @property
     def mean_share(self) -> float:
         return float(np.mean([row.share for row in self.rows])) if self.rows else 0.0
 
@@ -68,8 +83,11 @@ class CopyReport:
             return "No synthetic sequences to compare with real users."
         copying = self.copying_sequences
         verb = "copies" if 1 in (copying, n) else "copy"  # "1 of 20 ... copies", "3 of 20 ... copy"
+        held = self.held_sequences
         return (f"{copying} of {n} synthetic sequence{'' if n == 1 else 's'} {verb} {self.threshold} or more "
                 f"consecutive items of one real user; "
+                f"{self.whole_histories} of the {held} sequences of {WHOLE_HISTORY_MIN} or more items they hold "
+                f"repeat a stretch of one real user's history in full; "
                 f"on average {self.mean_share:.0%} of a synthetic sequence's positions appear in its nearest real "
                 f"user's sequence.")
 
@@ -77,6 +95,7 @@ class CopyReport:
         """Plain JSON: the summary line and its numbers, then one row per synthetic sequence."""
         return {"summary": self.summary, "threshold": self.threshold, "sequences": len(self.rows),
                 "copying_sequences": self.copying_sequences, "mean_share": self.mean_share,
+                "whole_histories": self.whole_histories, "held_sequences": self.held_sequences,
                 "rows": [asdict(row) for row in self.rows]}
 
 
@@ -84,6 +103,15 @@ def top_input_sequences(synthetic: SyntheticData) -> list[np.ndarray]:
     """Each synthetic sequence as the most probable input item of each of its non-padding positions."""
     top = synthetic.top_items("input", 1)[0][..., 0]  # the item the position table and strip rank first
     return [top[j][synthetic.mask[j]].numpy().astype(np.int64) for j in range(synthetic.num_sequences)]
+
+
+def held_sequences(synthetic: SyntheticData) -> list[list[np.ndarray]]:
+    """Per synthetic sequence, the sequences it holds: itself, or each packed one (`segments`) on its own."""
+    rows = top_input_sequences(synthetic)
+    if synthetic.segments is None:
+        return [[row] for row in rows]
+    ids = [synthetic.segments[j][synthetic.mask[j]].numpy() for j in range(synthetic.num_sequences)]
+    return [np.split(row, np.flatnonzero(np.diff(seg)) + 1) if len(row) else [row] for row, seg in zip(rows, ids)]
 
 
 class ItemIndex:
@@ -216,6 +244,10 @@ def copy_report(synthetic: SyntheticData, real: list[np.ndarray], threshold: int
     real = [np.asarray(s, dtype=np.int64) for s in real]
     queries = top_input_sequences(synthetic)
     longest, longest_owner = longest_runs(queries, real)
+    held = [[q for q in row if len(q) >= WHOLE_HISTORY_MIN] for row in held_sequences(synthetic)]
+    pieces = [q for row in held for q in row]
+    whole = longest_runs(pieces, real)[0] == np.array([len(q) for q in pieces], dtype=np.int64)
+    whole_by_row = np.split(whole, np.cumsum([len(row) for row in held])[:-1])
     index, padded = ItemIndex(real), pad_right(real)
     rows = []
     for j, query in enumerate(queries):
@@ -223,5 +255,6 @@ def copy_report(synthetic: SyntheticData, real: list[np.ndarray], threshold: int
         rows.append(SequenceCopy(synthetic=j, positions=len(query), nearest_real=nearest, shared_positions=shared,
                                  share=shared / len(query) if len(query) else 0.0, run=run,
                                  longest_run=int(longest[j]),
-                                 longest_run_real=int(longest_owner[j]) if longest_owner[j] >= 0 else None))
+                                 longest_run_real=int(longest_owner[j]) if longest_owner[j] >= 0 else None,
+                                 sequences=len(held[j]), whole_histories=int(whole_by_row[j].sum())))
     return CopyReport(rows, threshold)

@@ -35,15 +35,21 @@ def top_items_table(synthetic: SyntheticData, dataset: Dataset, k: int = 5) -> p
 
 
 def hard_interactions(synthetic: SyntheticData, dataset: Dataset) -> pd.DataFrame:
-    """One synthetic user per sequence: the argmax input item of every real position, then the last label."""
+    """One synthetic user per sequence: the argmax input item of every real position, then the last label.
+    A packed row (`segments`) gives one user per sequence it holds, `synthetic_<row>_<k>`, so another
+    library never reads two users as one history."""
     inputs, _ = synthetic.top_items("input", 1)
     labels, _ = synthetic.top_items("label", 1)
     rows = []
     for j in range(synthetic.num_sequences):
         positions = synthetic.mask[j].nonzero().flatten().tolist()
-        sequence = [int(inputs[j, t, 0]) for t in positions] + [int(labels[j, positions[-1], 0])]
-        rows += [{"user_id": f"synthetic_{j}", "item_id": dataset.item_ids[item], "timestamp": step}
-                 for step, item in enumerate(sequence)]
+        owners = [0] * len(positions) if synthetic.segments is None else synthetic.segments[j, positions].tolist()
+        for k, owner in enumerate(dict.fromkeys(owners)):
+            mine = [t for t, o in zip(positions, owners) if o == owner]
+            sequence = [int(inputs[j, t, 0]) for t in mine] + [int(labels[j, mine[-1], 0])]
+            user = f"synthetic_{j}" if synthetic.segments is None else f"synthetic_{j}_{k + 1}"
+            rows += [{"user_id": user, "item_id": dataset.item_ids[item], "timestamp": step}
+                     for step, item in enumerate(sequence)]
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
