@@ -235,8 +235,9 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
                              TrainConfig(epochs=2, batch_size=8), cache_dir=tmp_path)
     packed = [np.concatenate(g) for g in packed_groups(context, 4, "random", seed=0)]
     assert len(packed) == 4
-    assert all(len(seq) == 9 for seq in packed)  # three 3-item sequences fit in max_len = 10, a fourth does not
-    pieces = [tuple(seq[i : i + 3]) for seq in packed for i in (0, 3, 6)]
+    # A 3-item sequence fills 2 positions: four fit in L = max_len - 1 = 9 positions, a fifth does not.
+    assert all(len(seq) == 12 for seq in packed)
+    pieces = [tuple(seq[i : i + 3]) for seq in packed for i in (0, 3, 6, 9)]
     train = [tuple(s) for s in context.train]
     assert all(piece in train for piece in pieces)
     # No training sequence is used twice (cyclic users can share a sequence, so count per sequence).
@@ -244,22 +245,23 @@ def test_packed_start_lays_whole_training_sequences_end_to_end(tmp_path):
 
     # 30 sequences of 3 items cannot fill 25 rows of 10: every row still gets at least one whole sequence.
     sparse = [np.concatenate(g) for g in packed_groups(context, 25, "kcenter", seed=0)]
-    assert len(sparse) == 25 and all(len(seq) in (3, 6, 9) for seq in sparse)
+    assert len(sparse) == 25 and all(len(seq) in (3, 6, 9, 12) for seq in sparse)
     assert sum(len(seq) for seq in sparse) == 30 * 3
 
     plain = labelled_selection(context, 4, config("foster"), "random")
     start = labelled_selection(context, 4, config("foster"), "random", packed=True)
-    # Three 3-item sequences per row, 2 positions each: no position asks for the next user's first item.
-    assert int(start.mask.sum()) == 4 * 3 * 2 and int(plain.mask.sum()) == 4 * 2
+    # Four 3-item sequences per row, 2 positions each: no position asks for the next user's first item.
+    assert int(start.mask.sum()) == 4 * 4 * 2 and int(plain.mask.sum()) == 4 * 2
+    assert start.segments[0, -8:].tolist() == [1, 1, 2, 2, 3, 3, 4, 4]
 
     # Each user's labels are the expert's on that user alone: the packed row's positions carry exactly the
     # labels of its sequences labelled one per row.
     groups = packed_groups(context, 4, "random", seed=0)
     alone = expert_labels(context, SyntheticData.from_sequences([q for g in groups for q in g], 9), config("foster"))
-    first_row = alone.mask[:3]
-    assert torch.equal(start.label_items[0][start.mask[0]], alone.label_items[:3][first_row])
-    assert torch.allclose(start.label_probs[0][start.mask[0]], alone.label_probs[:3][first_row])
-    assert torch.equal(start.input_items[0, -6:, 0], torch.from_numpy(np.concatenate([q[:-1] for q in groups[0]])))
+    first_row = alone.mask[:4]
+    assert torch.equal(start.label_items[0][start.mask[0]], alone.label_items[:4][first_row])
+    assert torch.allclose(start.label_probs[0][start.mask[0]], alone.label_probs[:4][first_row])
+    assert torch.equal(start.input_items[0, -8:, 0], torch.from_numpy(np.concatenate([q[:-1] for q in groups[0]])))
 
 
 def test_packing_rows_keeps_each_rows_positions_and_labels_in_order():

@@ -131,7 +131,10 @@ def _sequence(context: DistillContext, index: int, drop_last: bool) -> np.ndarra
 
 def packed_groups(context: DistillContext, budget: int, selection: str, seed: int,
                   drop_last: bool = False) -> list[list[np.ndarray]]:
-    """`budget` groups of whole real sequences, each group at most max_len items: the rows of a packed start.
+    """`budget` groups of whole real sequences, each group at most L = max_len - 1 positions: the rows of a
+    packed start. A sequence of m items fills m - 1 positions (its inputs; its last item is a label only),
+    and its students read it apart from the others of its row (`SyntheticData.segments`), so a row holds as
+    many positions as a real sequence of max_len items does.
 
     Sequences are taken in the selection's order and each goes into the first group with room for all
     of it (first fit; none is cut). Short-sequence data would otherwise leave most of the L positions of a
@@ -140,17 +143,17 @@ def packed_groups(context: DistillContext, budget: int, selection: str, seed: in
     `drop_last` takes each sequence without its last item, the target of the training split's holdout: data
     whose labels are real next items then never hands a student the holdout's own (prefix, target) pairs.
     """
-    capacity = context.model_cfg.max_len
-    count = min(len(context.usable), budget * capacity // 2)
+    capacity = context.model_cfg.max_len - 1  # positions per row
+    count = min(len(context.usable), budget * capacity)  # every candidate fills at least one position
     bins: list[list[np.ndarray]] = [[] for _ in range(budget)]
     room = np.full(budget, capacity)
     for index in SELECTORS[selection](context, count, seed):
-        seq = _sequence(context, index, drop_last)[-capacity:]
-        fits = np.flatnonzero(room >= len(seq))
-        if len(fits):
+        seq = _sequence(context, index, drop_last)[-(capacity + 1):]
+        fits = np.flatnonzero(room >= len(seq) - 1)
+        if len(seq) > 1 and len(fits):
             bins[fits[0]].append(seq)
-            room[fits[0]] -= len(seq)
-        if room.max() < 2:
+            room[fits[0]] -= len(seq) - 1
+        if room.max() < 1:
             break
     # Too few sequences to fill every row: an empty row means every sequence found room, and there are at
     # least `budget` of them, so some row holds two; the fullest rows give their last sequence away.
