@@ -8,7 +8,10 @@ Variants (ids for --variants):
   select     - holdout selection (S of the last step; teacher's data is then no candidate either)
   teacher_candidate  - teacher's data as a candidate of the holdout selection (only S's own checkpoints)
   packing    - packed start (one real sequence per synthetic sequence, left-padded)
+  kcenter    - random start: FOSTER started from K-Center sequences instead
   start      - all updates: FOSTER's start itself (selected real sequences, expert labels)
+  start_joined  the start with its packed rows read as one sequence each (segments dropped): what keeping
+             a row's users apart adds
   weak       FOSTER from a weak start: random real sequences without their last item (the holdout's target),
              labels the real next items (init_labels "real")
   weak_start that weak start itself, no updates (FOSTER's soft start with init_labels "real")
@@ -52,7 +55,9 @@ VARIANTS = {
     "select": ("- holdout selection (S of the last step)", {"select_every": 0}),
     "teacher_candidate": ("- teacher's data as a candidate (S's own checkpoints only)", {"teacher_candidate": False}),
     "packing": ("- packed start (one real sequence per row)", {"init_packing": "off"}),
+    "kcenter": ("- random start (K-Center sequences)", {"init_selection": "kcenter"}),
     "start": ("- all updates (the start itself)", None),
+    "start_joined": ("the start, each packed row read as one sequence (no segments)", "start_joined"),
     "weak": ("FOSTER from a weak start (random sequences, real next items)",
              {"init_selection": "random", "init_labels": "real"}),
     "weak_start": ("the weak start itself (no updates)", "weak_start"),
@@ -65,8 +70,10 @@ def run_variant(context: DistillContext, budget: int, base: FosterConfig, studen
     label, changes = VARIANTS[variant]
     events: list = []
     started = time.perf_counter()
-    if changes is None:
+    if changes in (None, "start_joined"):
         data = labelled_selection(context, budget, base, base.init_selection, packed=packs(context, base.init_packing))
+        if changes:  # students then read a row's users as one history (attention and positions run across them)
+            data = replace(data, segments=None)
     elif changes == "weak_start":
         # FOSTER's step-0 S for the weak start, as its students would see it.
         data = starting_point(context, budget, replace(base, **VARIANTS["weak"][1]), None)[1].to_data()

@@ -53,8 +53,8 @@ class FosterConfig(SoftStartConfig):
     select_epochs: int = 100  # the quick student's epoch budget
     # `teacher`'s data for the same budget is a candidate too, scored on the holdout by the same quick student
     # (a ReferenceScored event, the teacher line of the Distill page) and kept when it scores above every
-    # candidate of S: where a dataset's popularity is strong, FOSTER's spread-out start can lose to random
-    # real users with the expert's labels. On amazon_scientific and MovieLens the holdout chose between them
+    # candidate of S: where a dataset's popularity is strong, a K-Center start lost to random real users
+    # with the expert's labels (FOSTER now starts from random users too, several per row when packed). On amazon_scientific and MovieLens the holdout chose between them
     # within the seed spread of the test (benchmarks/holdout_agreement.py). One more quick student.
     teacher_candidate: bool = True
 
@@ -235,6 +235,7 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
 
 
 register(MethodSpec("foster", distill_foster, FosterConfig, resumable=True, loss_curves=True,
-                    help="FOSTER: soft synthetic sequences learned step by step from a diverse set of real "
-                         "sequences (K-Center) labelled by the expert, with sampled item subsets, restarts along "
+                    help="FOSTER: soft synthetic sequences learned step by step from random real sequences "
+                         "(several per row on short-sequence data) labelled by the expert, with sampled item "
+                         "subsets, restarts along "
                          "the expert's training and a text-smoothness penalty (first-order penalty updates, L_r)"))
