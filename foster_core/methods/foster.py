@@ -54,8 +54,9 @@ class FosterConfig(SoftStartConfig):
     # `teacher`'s data for the same budget is a candidate too, scored on the holdout by the same quick student
     # (a ReferenceScored event, the teacher line of the Distill page) and kept when it scores above every
     # candidate of S: where a dataset's popularity is strong, a K-Center start lost to random real users
-    # with the expert's labels (FOSTER now starts from random users too, several per row when packed). On amazon_scientific and MovieLens the holdout chose between them
-    # within the seed spread of the test (benchmarks/holdout_agreement.py). One more quick student.
+    # with the expert's labels (FOSTER now starts from random users too, several per row when packed). On
+    # amazon_scientific and MovieLens the holdout chose between them within the seed spread of the test
+    # (benchmarks/holdout_agreement.py). One more quick student.
     teacher_candidate: bool = True
 
     def __post_init__(self) -> None:

@@ -83,7 +83,8 @@ class SparseSynthetic(torch.nn.Module):
         with torch.no_grad():
             return SyntheticData(self.input_items.cpu().clone(), F.softmax(self.input_logits, -1).cpu(),
                                  self.label_items.cpu().clone(), F.softmax(self.label_logits, -1).cpu(),
-                                 self.mask.cpu().clone(), None if self.segments is None else self.segments.cpu().clone())
+                                 self.mask.cpu().clone(),
+                                 None if self.segments is None else self.segments.cpu().clone())
 
     def label_entropy(self) -> float:
         """Mean entropy (nats) of the label distributions at real positions."""

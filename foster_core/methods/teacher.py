@@ -4,7 +4,7 @@ next-item predictions; `expert_labels` is also how FOSTER's start gets its label
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -65,9 +65,10 @@ def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: Labe
     positions whose input items are `inputs` (n, L; PAD_ID = padding), in rows packed as `segments` says.
 
     softmax(scores / label_temperature), with `exclude_prefix` over the items outside each position's
-    prefix (the inputs of its own sequence up to and including its own), cut to the top K items and renormalised: the softmax
-    over those K logits. K is label_support, or fewer where the prefix leaves fewer items; a position whose
-    prefix holds the whole catalogue keeps every item (nothing would be left to label)."""
+    prefix (the inputs of its own sequence up to and including its own), cut to the top K items and
+    renormalised: the softmax over those K logits. K is label_support, or fewer where the prefix leaves
+    fewer items; a position whose prefix holds the whole catalogue keeps every item (nothing would be left
+    to label)."""
     logits = scores.float() / config.label_temperature
     num_items = logits.shape[-1]
     left = num_items
@@ -106,13 +107,8 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, config: Lab
 def labelled_selection(context: DistillContext, budget: int, config: LabelConfig, selection: str,
                        packed: bool = False) -> SyntheticData:
     """Real sequences picked by a coreset selector (laid end to end when `packed`), labels = the expert's
-    soft predictions, each sequence's made from its own items alone (before packing)."""
-    def relabel(data: SyntheticData) -> SyntheticData:
-        return expert_labels(context, data, config)
-
-    if packed:
-        return packed_coreset(context, budget, selection, config.seed, relabel=relabel)
-    return relabel(selected_sequences(context, selection, budget, config.seed))
+    soft predictions; in a packed row each sequence's are made from its own items alone (`segments`)."""
+    return expert_labels(context, selected_coreset(context, budget, selection, config.seed, packed), config)
 
 
 def selected_coreset(context: DistillContext, budget: int, selection: str, seed: int,
@@ -124,16 +120,16 @@ def selected_coreset(context: DistillContext, budget: int, selection: str, seed:
     return selected_sequences(context, selection, budget, seed, drop_last)
 
 
-def packed_coreset(context: DistillContext, budget: int, selection: str, seed: int, drop_last: bool = False,
-                   relabel: Callable[[SyntheticData], SyntheticData] | None = None) -> SyntheticData:
-    """`packed_groups` as `budget` synthetic sequences. Each real sequence becomes its own row first (and is
-    relabelled there, by `relabel`), and the rows of a group are then laid end to end: a position's label
-    never sees another user's items, and no position asks for the next user's first item. Labelling the
-    packed rows instead let each user's labels depend on the users before it, and scored 0.0631 against
-    0.0649 at n = 20 on amazon_scientific (docs/distillation-notes.md, 2026-12-03)."""
+def packed_coreset(context: DistillContext, budget: int, selection: str, seed: int,
+                   drop_last: bool = False) -> SyntheticData:
+    """`packed_groups` as `budget` synthetic sequences: each real sequence becomes its own row, and the rows
+    of a group are laid end to end, numbered in `segments`. No position asks for the next user's first
+    item, and the expert and the students read each user apart from the users before it (labels made on
+    the packed rows as one sequence scored 0.0631 against 0.0649 at n = 20 on amazon_scientific;
+    docs/distillation-notes.md, 2026-12-03)."""
     groups = packed_groups(context, budget, selection, seed, drop_last)
     rows = SyntheticData.from_sequences([seq for group in groups for seq in group], context.model_cfg.max_len - 1)
-    return (relabel(rows) if relabel else rows).packed([len(group) for group in groups])
+    return rows.packed([len(group) for group in groups])
 
 
 def distill_teacher(context: DistillContext, budget: int, config: TeacherConfig,
