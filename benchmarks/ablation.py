@@ -9,6 +9,7 @@ Variants (ids for --variants):
   teacher_candidate  - teacher's data as a candidate of the holdout selection (only S's own checkpoints)
   packing    - packed start (one real sequence per synthetic sequence, left-padded)
   kcenter    - random start: FOSTER started from K-Center sequences instead
+  labeller   - the refit labeller: the data handed out keeps the expert's own labels (label_expert "holdout")
   start      - all updates: FOSTER's start itself (selected real sequences, expert labels)
   start_joined  the start with its packed rows read as one sequence each (segments dropped): what keeping
              a row's users apart adds
@@ -56,6 +57,7 @@ VARIANTS = {
     "teacher_candidate": ("- teacher's data as a candidate (S's own checkpoints only)", {"teacher_candidate": False}),
     "packing": ("- packed start (one real sequence per row)", {"init_packing": "off"}),
     "kcenter": ("- random start (K-Center sequences)", {"init_selection": "kcenter"}),
+    "labeller": ("- the refit labeller (the expert's own labels)", {"label_expert": "holdout"}),
     "start": ("- all updates (the start itself)", None),
     "start_joined": ("the start, each packed row read as one sequence (no segments)", "start_joined"),
     "weak": ("FOSTER from a weak start (random sequences, real next items)",

@@ -22,7 +22,7 @@ from .core.training import TrainConfig
 from .methods import all_methods, check_budget, get_method, method_names
 from .methods.coresets import SELECTIONS
 from .methods.expert import DistillContext
-from .methods.registry import needs_expert
+from .methods.registry import needs_expert, needs_labeller
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
 from .methods.teacher import TeacherConfig
@@ -213,6 +213,12 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
         context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, say)
     context.expert()
     print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)
+    if needs_labeller(getattr(args, "methods", None) or [args.method]):
+        if not context.labeller_cached():
+            print("Labeller: the expert refit on the whole training split for its chosen epochs", flush=True)
+            context.on_expert_epoch = EpochReporter("labeller", context.labeller_config(), say)
+        context.labeller()
+        print(f"Labeller ready ({context.labeller_seconds:.0f} s of training)", flush=True)
     return _first_process_carries_on(context)
 
 

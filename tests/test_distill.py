@@ -18,7 +18,7 @@ from foster_core.methods.coresets import kcenter_indices, packed_groups, selecte
 from foster_core.methods.expert import DistillContext
 from foster_core.methods.registry import distill
 from foster_core.methods.sparse import packs
-from foster_core.methods.teacher import expert_labels, labelled_selection
+from foster_core.methods.teacher import expert_labels, holdout_labels, labelled_selection
 from foster_core.runs.evaluator import StudentConfig, evaluate_synthetic
 from foster_core.runs.run_store import RunStore
 from foster_core.runs.runner import run_method
@@ -74,9 +74,9 @@ def test_kcenter_and_herding_are_deterministic(context):
     assert not torch.equal(a.input_items, distill(context, "random", 6).input_items)
 
 
-def test_teacher_labels_are_the_expert_predictions(context):
+def test_teacher_labels_are_the_labellers_predictions(context):
     synthetic = distill(context, "teacher", 3, config("teacher"))
-    expert = context.expert()
+    expert = context.labeller()  # the expert refit on the whole training split
     hidden = expert(torch.where(synthetic.mask, synthetic.input_items[..., 0], -1))
     best = expert.score(hidden).argmax(-1)
     assert torch.equal(best[synthetic.mask], synthetic.label_items[..., 0][synthetic.mask])
@@ -95,7 +95,7 @@ def test_foster_start_gives_holdout_targets_no_more_label_mass_than_the_expert_d
     # A synthetic row is a whole training sequence, whose last item is the holdout's target; the quick
     # students that choose FOSTER's S are scored on it, so a label may not point at it beyond the expert's
     # own prediction (a hard-label mix once raised the holdout score this way, not the test score).
-    start = labelled_selection(context, 4, config("foster"), "kcenter")
+    start = labelled_selection(context, 4, holdout_labels(config("foster")), "kcenter")  # as FOSTER's start
     expert = context.expert()
     with torch.no_grad():
         probs = F.softmax(expert.score(expert(torch.where(start.mask, start.input_items[..., 0], -1))), -1)

@@ -23,6 +23,7 @@ from .events import Checkpoint, EventCallback, StepEvent, StopCheck
 from .expert import DistillContext
 from .registry import MethodSpec, register
 from .sparse import SoftStartConfig, real_loss, starting_point, synthetic_loss
+from .teacher import handed_out
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,10 @@ def distill_bptt(context: DistillContext, budget: int, config: BpttConfig, on_ev
                                {"loss_real": outer.item(), "loss_syn": loss.item()}, int(len(subset))))
         if on_event and config.checkpoint_every and step % config.checkpoint_every == 0:
             on_event(Checkpoint(step, syn.to_data()))
-    return syn.to_data()
+    return handed_out(context, syn.to_data(), config)
 
 
 register(MethodSpec("bptt", distill_bptt, BpttConfig, resumable=True, loss_curves=True, in_default_bench=False,
+                    needs_labeller=True,
                     help="unrolled bi-level optimisation (back-propagation through K inner steps), kept to compare "
                          "time and memory per step"))

@@ -2,7 +2,8 @@
 
 `DistillContext` is what every method may use: the training split (never validation or test items),
 the items' text embeddings, and an expert recommender trained on the training split with its epoch
-chosen on the training split's own holdout. The expert and its per-epoch checkpoints (the trajectory
+chosen on the training split's own holdout, and its refit on the whole training split (the labeller). The
+expert and its per-epoch checkpoints (the trajectory
 theta*_0..theta*_K that FOSTER's resets draw from) are trained once per dataset and settings and cached
 on disk under a key that hashes everything they depend on.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -48,7 +49,10 @@ class DistillContext:
     holdout: Split = field(init=False)
     _expert: TextSASRec | None = field(default=None, init=False, repr=False)
     _trajectory: list[Path] = field(default_factory=list, init=False, repr=False)
+    _labeller: TextSASRec | None = field(default=None, init=False, repr=False)
+    _best_epoch: int = field(default=0, init=False, repr=False)
     expert_seconds: float = field(default=0.0, init=False)
+    labeller_seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.split = leave_one_out(self.dataset)
@@ -92,6 +96,16 @@ class DistillContext:
         """Whether the expert is in memory or on disk already (asking for it would not train it)."""
         return self._expert is not None or (self.expert_folder() / "expert.json").is_file()
 
+    def labeller_config(self) -> TrainConfig:
+        """The labeller's training: the expert's, for the expert's best number of epochs, every one of them
+        run (no split to stop on; the time limit already capped the expert, whose epochs these are)."""
+        self.expert()
+        return replace(self.expert_cfg, epochs=max(1, self._best_epoch), time_limit_s=0.0)
+
+    def labeller_cached(self) -> bool:
+        """Whether the expert's refit is in memory or on disk already."""
+        return self._labeller is not None or (self.expert_folder() / "labeller.json").is_file()
+
     def expert(self) -> TextSASRec:
         """The model trained on the training split, its epoch chosen on the training split's own holdout
         (never on validation), cached on disk."""
@@ -113,6 +127,7 @@ class DistillContext:
             model = load_checkpoint(self.new_model(), folder / "best.safetensors")
             self._trajectory = [folder / name for name in meta["trajectory"]]
             self.expert_seconds = meta["seconds"]
+            self._best_epoch = int(meta.get("best_epoch", len(self._trajectory) - 1))
         else:
             with torch.enable_grad():  # callers may ask for the expert from inside torch.no_grad()
                 result = train_on_sequences(self.text_embeddings, self.holdout.train, self.holdout, self.model_cfg,
@@ -121,6 +136,7 @@ class DistillContext:
             # The trajectory stops at the best epoch: later epochs were overfitting by the holdout's account.
             self._trajectory = result.checkpoints[: result.best_epoch + 1]
             self.expert_seconds = result.seconds
+            self._best_epoch = result.best_epoch
             if distributed.is_main():  # under torchrun every process trained it; the first one keeps it
                 save_checkpoint(model, folder / "best.safetensors")
                 atomic_write_json(meta_path, {"trajectory": [p.name for p in self._trajectory],
@@ -128,6 +144,42 @@ class DistillContext:
                                               "valid": result.best_valid})
                 clear_train_state(folder)  # only now: a kill before expert.json was written resumes, finished
         self._expert = model.to(resolve_device(self.expert_cfg.device)).eval()
+
+    def labeller(self) -> TextSASRec:
+        """The expert refit on the whole training split: the same model and seed, trained from scratch for
+        the expert's best number of epochs (chosen on the holdout), without the holdout held back.
+
+        The holdout is each user's last training item, the most recent target of every user: on
+        short-sequence data a quarter of the training targets (amazon_scientific), which the expert never
+        learns from. The labels a method hands out come from this model; everything chosen on the holdout
+        (FOSTER's candidates, its quick students' data) keeps the expert's labels, which never saw the
+        holdout's targets (docs/distillation-notes.md, 2026-12-04)."""
+        if self._labeller is None:
+            self._load_or_train_labeller()
+        return self._labeller
+
+    def _load_or_train_labeller(self) -> None:
+        expert = self.expert()
+        folder = self.expert_folder()
+        meta_path = folder / "labeller.json"
+        if self._best_epoch < 1:  # the expert's best was its untrained start: nothing to refit
+            self._labeller = expert
+            return
+        if meta_path.is_file():
+            model = load_checkpoint(self.new_model(), folder / "labeller.safetensors")
+            self.labeller_seconds = json.loads(meta_path.read_text())["seconds"]
+        else:
+            with torch.enable_grad():
+                result = train_on_sequences(self.text_embeddings, self.train, None, self.model_cfg,
+                                            self.labeller_config(),
+                                            callback=self.on_expert_epoch, resume_dir=folder / "labeller_state")
+            model = result.model.cpu()
+            self.labeller_seconds = result.seconds
+            if distributed.is_main():
+                save_checkpoint(model, folder / "labeller.safetensors")
+                atomic_write_json(meta_path, {"seconds": result.seconds, "epochs": self._best_epoch})
+                clear_train_state(folder / "labeller_state")
+        self._labeller = model.to(resolve_device(self.expert_cfg.device)).eval()
 
     @torch.no_grad()
     def sequence_embeddings(self, indices: np.ndarray | None = None) -> torch.Tensor:

@@ -30,7 +30,7 @@ from .events import (CandidateScored, CandidateSelected, Checkpoint, EventCallba
 from .expert import DistillContext
 from .registry import MethodSpec, register
 from .sparse import SoftStartConfig, SparseSynthetic, real_loss, starting_point, synthetic_loss
-from .teacher import TeacherConfig, distill_teacher, label_settings
+from .teacher import TeacherConfig, distill_teacher, handed_out, holdout_labels, label_settings
 
 # A little noise on the start's input logits breaks ties between a position's equal-logit neighbours.
 INIT_NOISE = 0.01
@@ -189,9 +189,11 @@ def distill_foster(context: DistillContext, budget: int, config: FosterConfig, o
             on_event(Checkpoint(step, syn.to_data()))
         if config.select_every and (step % config.select_every == 0 or step == config.steps):
             candidates.append((step, syn.to_data()))
-    if not candidates or (should_stop and should_stop()):
+    if should_stop and should_stop():
         return syn.to_data()
-    return select_on_holdout(context, candidates, config, on_event)
+    if not candidates:
+        return handed_out(context, syn.to_data(), config)
+    return handed_out(context, select_on_holdout(context, candidates, config, on_event), config)
 
 
 # ----------------------------------------------------------------------------- choosing S on the holdout
@@ -216,7 +218,8 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
     """
     teacher, teacher_score = None, -np.inf
     if config.teacher_candidate:
-        teacher = distill_teacher(context, candidates[0][1].num_sequences, TeacherConfig(**label_settings(config)))
+        teacher = distill_teacher(context, candidates[0][1].num_sequences,
+                                  holdout_labels(TeacherConfig(**label_settings(config))))
         teacher_score = holdout_score(context, teacher, config)
         if on_event:
             on_event(ReferenceScored("teacher", teacher_score))
@@ -235,7 +238,7 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
     return candidates[best][1]
 
 
-register(MethodSpec("foster", distill_foster, FosterConfig, resumable=True, loss_curves=True,
+register(MethodSpec("foster", distill_foster, FosterConfig, resumable=True, loss_curves=True, needs_labeller=True,
                     help="FOSTER: soft synthetic sequences learned step by step from random real sequences "
                          "(several per row on short-sequence data) labelled by the expert, with sampled item "
                          "subsets, restarts along "

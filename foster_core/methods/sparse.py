@@ -22,7 +22,7 @@ from ..core.synthetic import SyntheticData, expected_embeddings
 from .coresets import check_selection
 from .events import Checkpoint
 from .expert import DistillContext
-from .teacher import LabelConfig, labelled_selection, selected_coreset
+from .teacher import LabelConfig, holdout_labels, labelled_selection, selected_coreset
 
 PACKING = ("auto", "on", "off")
 INIT_LABELS = ("expert", "real")
@@ -114,7 +114,9 @@ def soft_start(context: DistillContext, budget: int, config: SoftStartConfig) ->
         logits[..., 0] = config.init_scale
         label_probs = torch.softmax(logits, -1)
     else:
-        base = labelled_selection(context, budget, config, config.init_selection, packed=packed)
+        # The expert's labels: S is updated against its trajectory and chosen on the holdout; the method
+        # relabels what it hands out (`teacher.handed_out`).
+        base = labelled_selection(context, budget, holdout_labels(config), config.init_selection, packed=packed)
         label_items, label_probs = base.label_items, base.label_probs
     neighbours = text_neighbours(context, base.input_items[..., 0], config.input_support)
     return replace(base, input_items=neighbours, label_items=label_items, label_probs=label_probs)

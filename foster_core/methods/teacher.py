@@ -17,6 +17,9 @@ from .expert import DistillContext
 from .registry import MethodSpec, RunSettings, register
 
 
+LABEL_EXPERTS = ("refit", "holdout")
+
+
 @dataclass(frozen=True)
 class LabelConfig(RunSettings):
     """How the expert's next-item predictions become label distributions (`teacher`, FOSTER's start and
@@ -27,10 +30,17 @@ class LabelConfig(RunSettings):
 
     label_support: int = 16
     label_temperature: float = 1.0
+    # Which model labels the data a method hands out: "refit", the expert refit on the whole training split
+    # (`DistillContext.labeller`), or "holdout", the expert itself, which never trains on the holdout's
+    # targets (each user's most recent training item). What a method scores on the holdout is labelled by
+    # the expert either way.
+    label_expert: str = "refit"
 
     def __post_init__(self) -> None:
         if self.label_support < 1:
             raise ValueError("label_support must be at least 1")
+        if self.label_expert not in LABEL_EXPERTS:
+            raise ValueError(f"label_expert must be one of {', '.join(LABEL_EXPERTS)}, not {self.label_expert!r}")
         if not self.label_temperature > 0:
             raise ValueError(f"label_temperature must be positive, not {self.label_temperature}")
 
@@ -91,8 +101,9 @@ def label_distributions(scores: torch.Tensor, inputs: torch.Tensor, config: Labe
 @torch.no_grad()
 def expert_labels(context: DistillContext, synthetic: SyntheticData, config: LabelConfig,
                   exclude_prefix: bool = False) -> SyntheticData:
-    """Replace the labels by the expert's next-item distributions, made by `label_distributions`."""
-    expert = context.expert()
+    """Replace the labels by the next-item distributions of `config.label_expert` (the expert, or its refit
+    on the whole training split), made by `label_distributions`."""
+    expert = context.labeller() if config.label_expert == "refit" else context.expert()
     device = next(expert.parameters()).device
     table = expert.item_embeddings()
     # One-hot inputs are the K = 1 case of the expected embedding over each position's sparse support.
@@ -102,6 +113,18 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, config: Lab
     items, probs = label_distributions(expert.score(hidden, item_table=table), prefix_items(synthetic).to(device), config,
                                        exclude_prefix, segments)
     return replace(synthetic, label_items=items.cpu(), label_probs=probs.cpu())
+
+
+def holdout_labels(config: LabelConfig) -> LabelConfig:
+    """`config` with the expert as the labeller: labels for data that the holdout will score, since the
+    refit learned the holdout's targets (a student on data it labelled would be scored on pairs it taught)."""
+    return replace(config, label_expert="holdout")
+
+
+def handed_out(context: DistillContext, synthetic: SyntheticData, config: LabelConfig) -> SyntheticData:
+    """Data chosen on the holdout's terms (the expert's labels), labelled for handing out: relabelled by the
+    refit expert (`DistillContext.labeller`) on its own inputs when `config.label_expert` is "refit"."""
+    return expert_labels(context, synthetic, config) if config.label_expert == "refit" else synthetic
 
 
 def labelled_selection(context: DistillContext, budget: int, config: LabelConfig, selection: str,
@@ -139,5 +162,5 @@ def distill_teacher(context: DistillContext, budget: int, config: TeacherConfig,
     return labelled_selection(context, budget, config, config.selection)
 
 
-register(MethodSpec("teacher", distill_teacher, TeacherConfig,
+register(MethodSpec("teacher", distill_teacher, TeacherConfig, needs_labeller=True,
                     help="random real sequences labelled with the expert's top soft predictions (label distillation)"))

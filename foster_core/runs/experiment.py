@@ -169,6 +169,7 @@ def run_bench(context: DistillContext, methods: list[str], budgets: list[int], c
         "machine": machine_description(resolve_device(student.device)), "torch": torch.__version__,
         "config": {"methods": {m: to_dict(c) for m, c in configs.items()}, "student": to_dict(student),
                    "model": to_dict(context.model_cfg), "expert": to_dict(context.expert_cfg)},
+        "expert_seconds": context.expert_seconds, "labeller_seconds": context.labeller_seconds,
         "rows": rows, **transfer,
     }
 

@@ -41,7 +41,7 @@ from ..core.data import DataConfig
 from ..core.loaders import load_dataset
 from ..core.model import ModelConfig
 from ..core.training import TrainConfig
-from ..methods.registry import check_budget, get_method, needs_expert
+from ..methods.registry import check_budget, get_method, needs_expert, needs_labeller
 from .evaluator import StudentConfig
 from .experiment import FULL, build_context, record_full_run
 from .job_phases import PhaseTracker, ReportingRun, evaluation_phase, quick_students
@@ -357,6 +357,10 @@ def run_job(job: Job, runs_dir: Path) -> None:
                               configs.expert.epochs, "epochs")
                 context.on_expert_epoch = tracker.on_expert_epoch
                 context.expert()
+            if needs_labeller(spec.methods):
+                tracker.start("labeller", "refitting the expert on the whole training split (cached after the first "
+                              "time)", context.labeller_config().epochs, "epochs")
+                context.labeller()
             done = 0
 
             def train_the_reference() -> dict:
