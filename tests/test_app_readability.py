@@ -28,7 +28,7 @@ from foster_core.core.synthetic import SyntheticData
 from foster_core.methods import CandidateScored, CandidateSelected, StepEvent, all_methods, get_method
 from foster_core.methods.events import ReferenceScored, event_from_record
 from foster_core.methods.foster import holdout_score, select_on_holdout
-from foster_core.methods.teacher import labelled_selection
+from foster_core.methods.teacher import holdout_labels, labelled_selection
 from foster_core.testing import tiny_context
 from foster_core.runs.run_store import RunStore
 
@@ -238,13 +238,14 @@ def test_a_method_that_does_not_select_on_the_holdout_gets_no_quality_panel(tmp_
 def test_teacher_is_scored_with_the_same_quick_student_and_the_choice_does_not_change(tmp_path):
     context = tiny_context(cache_dir=tmp_path)
     config = get_method("foster").config(dict(steps=4, select_every=2, select_epochs=4, label_support=5))
-    candidates = [(step, labelled_selection(context, 4, config, selection))
+    candidates = [(step, labelled_selection(context, 4, holdout_labels(config), selection))
                   for step, selection in ((0, "kcenter"), (2, "longest"), (4, "herding"))]
     events = []
     chosen = select_on_holdout(context, candidates, config, events.append)
     assert chosen is select_on_holdout(context, candidates, config, None)  # the silent selection keeps the same S
     assert isinstance(events[0], ReferenceScored) and events[0].name == "teacher"
-    teacher = get_method("teacher").distill(context, 4, get_method("teacher").config(to_dict(config)))
+    # teacher's data as the holdout scores it: labelled by the expert, not by its refit (the labeller)
+    teacher = get_method("teacher").distill(context, 4, get_method("teacher").config(to_dict(holdout_labels(config))))
     assert events[0].holdout_ndcg == holdout_score(context, teacher, config)
     scored = [e for e in events if isinstance(e, CandidateScored)]
     assert [e.holdout_ndcg for e in scored] == [holdout_score(context, data, config) for _, data in candidates]
@@ -256,7 +257,7 @@ def test_teacher_s_data_is_kept_only_when_it_scores_above_every_candidate(tmp_pa
 
     context = tiny_context(cache_dir=tmp_path)
     config = get_method("foster").config(dict(steps=4, select_every=2, select_epochs=4, label_support=5))
-    candidates = [(step, labelled_selection(context, 4, config, selection))
+    candidates = [(step, labelled_selection(context, 4, holdout_labels(config), selection))
                   for step, selection in ((0, "kcenter"), (2, "longest"), (4, "herding"))]
     own = {id(data): score for (_, data), score in zip(candidates, (0.020, 0.035, 0.028))}
     for teacher_score, kept in ((0.036, "teacher"), (0.035, ""), (0.030, "")):  # a tie keeps S

@@ -101,6 +101,9 @@ def test_progress_line_states_the_time_left_under_patience_and_under_the_time_li
     # 75 s left: the 8th epoch still passes it (the limit ends the run after that epoch, not before).
     EpochReporter("x", TrainConfig(epochs=100, patience=5, time_limit_s=95), lines.append)(record)
     assert lines[-1].endswith("1 min 20 s at most (time limit)")
+    # No validation (the labeller runs all its epochs): every epoch left counts.
+    EpochReporter("x", TrainConfig(epochs=12, patience=5), lines.append)({"epoch": 2, "loss": 1.0, "seconds": 20.0})
+    assert lines[-1] == "x: epoch 2, loss 1.0000; 10.0 s/epoch, 1 min 40 s left (epoch 2 of 12)"
 
 
 def test_half_precision_encoder_folder_is_used_in_fp32(tmp_path):

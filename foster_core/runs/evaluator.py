@@ -244,6 +244,10 @@ class EpochReporter:
                 self.best_epoch, self.best = epoch, score
             text += f", NDCG@10 {score:.4f} (best {self.best:.4f} at epoch {self.best_epoch})"
         per_epoch = record["seconds"] / epoch
+        if "valid" not in record:  # nothing to stop on: every epoch runs
+            self.say(f"{text}; {per_epoch:.1f} s/epoch, {format_seconds(per_epoch * max(0, self.cfg.epochs - epoch))} "
+                     f"left (epoch {epoch} of {self.cfg.epochs})")
+            return
         last = min(self.cfg.epochs, self.best_epoch + self.cfg.patience)
         left = per_epoch * max(0, last - epoch)
         text += f"; {per_epoch:.1f} s/epoch, {format_seconds(left)} left if NDCG@10 stops improving"
