@@ -25,7 +25,7 @@ from .methods.expert import DistillContext
 from .methods.registry import needs_expert, needs_labeller
 from .methods.foster import FosterConfig
 from .methods.sparse import PACKING
-from .methods.teacher import TeacherConfig
+from .methods.teacher import LABEL_EXPERTS, TeacherConfig
 from .runs.evaluator import EpochReporter, StudentConfig
 from .runs.experiment import FULL, build_context, run_bench, train_full_data
 from .runs.ladder import LADDER_WORD, STOP_POSITION_SHARE, STOP_RATIO, ladder_budgets, ladder_stop
@@ -178,6 +178,10 @@ def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"real sequences FOSTER and bptt start from (default {_DEFAULTS.init_selection})")
     parser.add_argument("--init-packing", default=None, choices=PACKING,
                         help="start from real sequences laid end to end (auto: when they are short)")
+    parser.add_argument("--label-expert", default=None, choices=LABEL_EXPERTS,
+                        help="which model labels the data `teacher` and FOSTER hand out: refit, the expert refit on "
+                             "the whole training split, or holdout, the expert itself "
+                             f"(default {_DEFAULTS.label_expert})")
     parser.add_argument("--teacher-selection", dest="selection", default=None, choices=SELECTIONS,
                         help=f"real sequences `teacher` labels (default {TeacherConfig().selection}, the baseline)")
     parser.add_argument("--runs-dir", type=Path, help="run store folder (default: $FOSTER_RUNS_DIR or ./runs)")
@@ -239,7 +243,7 @@ def _first_process_carries_on(context: DistillContext) -> DistillContext:
 
 def _method_values(args: argparse.Namespace) -> dict:
     """The method settings given on the command line (with the seed and device every method has)."""
-    names = [name for _, name, _, _ in METHOD_FLAGS] + ["init_selection", "init_packing", "selection"]
+    names = [name for _, name, _, _ in METHOD_FLAGS] + ["init_selection", "init_packing", "selection", "label_expert"]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return {"seed": args.seed, "device": args.device, **given}
 

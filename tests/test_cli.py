@@ -160,3 +160,18 @@ def test_budgets_take_numbers_or_auto_but_not_both(tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-m", "foster_core", "bench", "--budgets", "many"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "a whole number of sequences or `auto`, got 'many'" in proc.stderr
+
+
+def test_label_expert_flag_reaches_the_run_and_the_labeller_is_announced(tmp_path, capsys):
+    inter, items = cyclic_tables(n_users=16, n_items=8, length=6)
+    inter.to_csv(tmp_path / "interactions.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    common = ["--dataset", str(tmp_path), "--max-len", "8", "--device", "cpu", "--seeds", "1",
+              "--runs-dir", str(tmp_path / "runs"), "--method", "teacher", "--budget", "3"]
+    assert main(["distill", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "Labeller: the expert refit on the whole training split" in printed and "Labeller ready" in printed
+    assert main(["distill", "--label-expert", "holdout", *common]) == 0
+    assert "Labeller ready" in capsys.readouterr().out  # cached: announced as ready, not trained again
+    stored = sorted(r.config["distill"]["label_expert"] for r in RunStore(tmp_path / "runs").list())
+    assert stored == ["holdout", "refit"]
