@@ -217,7 +217,7 @@ def _context_from_args(args: argparse.Namespace, budgets: list[int]) -> DistillC
         context.on_expert_epoch = EpochReporter("expert", context.expert_cfg, say)
     context.expert()
     print(f"Expert ready ({context.expert_seconds:.0f} s of training)", flush=True)
-    if needs_labeller(getattr(args, "methods", None) or [args.method]):
+    if needs_labeller(getattr(args, "methods", None) or [args.method], _method_values(args)):
         if not context.labeller_cached():
             print("Labeller: the expert refit on the whole training split for its chosen epochs", flush=True)
             context.on_expert_epoch = EpochReporter("labeller", context.labeller_config(), say)

@@ -90,3 +90,15 @@ def test_an_expert_best_at_its_start_is_its_own_labeller(tmp_path):
     context.expert()
     context._best_epoch = 0  # as when no trained epoch beat the untrained start on the holdout
     assert context.labeller() is context.expert()
+
+
+def test_only_settings_that_use_the_refit_train_it():
+    assert needs_labeller(["foster"], {"label_expert": "refit"})
+    assert not needs_labeller(["foster", "teacher"], {"label_expert": "holdout"})
+
+
+def test_the_quick_preset_keeps_its_short_experts_labels():
+    from foster_core.runs.presets import PRESETS
+
+    assert not needs_labeller(PRESETS["quick"].methods, PRESETS["quick"].distill)
+    assert needs_labeller(PRESETS["standard"].methods, PRESETS["standard"].distill)

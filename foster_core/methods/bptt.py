@@ -95,6 +95,5 @@ def distill_bptt(context: DistillContext, budget: int, config: BpttConfig, on_ev
 
 
 register(MethodSpec("bptt", distill_bptt, BpttConfig, resumable=True, loss_curves=True, in_default_bench=False,
-                    needs_labeller=True,
                     help="unrolled bi-level optimisation (back-propagation through K inner steps), kept to compare "
                          "time and memory per step"))

@@ -238,7 +238,7 @@ def select_on_holdout(context: DistillContext, candidates: list[tuple[int, Synth
     return candidates[best][1]
 
 
-register(MethodSpec("foster", distill_foster, FosterConfig, resumable=True, loss_curves=True, needs_labeller=True,
+register(MethodSpec("foster", distill_foster, FosterConfig, resumable=True, loss_curves=True,
                     help="FOSTER: soft synthetic sequences learned step by step from random real sequences "
                          "(several per row on short-sequence data) labelled by the expert, with sampled item "
                          "subsets, restarts along "

@@ -46,9 +46,6 @@ class MethodSpec:
     # Uses the expert or its trajectory (`context.expert()`, `trajectory()`, `sequence_embeddings`). Without it
     # nobody trains the expert for this method's runs: minutes to hours on large data.
     needs_expert: bool = True
-    # Hands out data labelled by the expert's refit on the whole training split (`context.labeller()`,
-    # trained once per dataset, after the expert, by whoever prepares the expert).
-    needs_labeller: bool = False
 
     def config(self, values: Mapping[str, Any] | None = None, **overrides: Any) -> Any:
         """This method's config from stored or shared values: fields it does not have are ignored."""
@@ -83,9 +80,11 @@ def needs_expert(methods: Iterable[str]) -> bool:
     return any(_METHODS.get(m).needs_expert for m in methods if m in _METHODS.names())
 
 
-def needs_labeller(methods: Iterable[str]) -> bool:
-    """Whether any of these registered methods labels its data with the expert's refit."""
-    return any(_METHODS.get(m).needs_labeller for m in methods if m in _METHODS.names())
+def needs_labeller(methods: Iterable[str], values: Mapping[str, Any] | None = None) -> bool:
+    """Whether any of these registered methods, with these shared settings, labels the data it hands out
+    with the expert's refit (`context.labeller()`: trained once per dataset, after the expert, by whoever
+    prepares the expert; its config says so with `uses_labeller`)."""
+    return any(getattr(_METHODS.get(m).config(values), "uses_labeller", False) for m in methods if m in _METHODS.names())
 
 
 def check_budget(context: DistillContext, budget: int) -> None:

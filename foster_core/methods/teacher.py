@@ -41,6 +41,11 @@ class LabelConfig(RunSettings):
             raise ValueError("label_support must be at least 1")
         if self.label_expert not in LABEL_EXPERTS:
             raise ValueError(f"label_expert must be one of {', '.join(LABEL_EXPERTS)}, not {self.label_expert!r}")
+
+    @property
+    def uses_labeller(self) -> bool:
+        """Whether the data handed out is labelled by the expert's refit (`DistillContext.labeller`)."""
+        return self.label_expert == "refit"
         if not self.label_temperature > 0:
             raise ValueError(f"label_temperature must be positive, not {self.label_temperature}")
 
@@ -103,7 +108,7 @@ def expert_labels(context: DistillContext, synthetic: SyntheticData, config: Lab
                   exclude_prefix: bool = False) -> SyntheticData:
     """Replace the labels by the next-item distributions of `config.label_expert` (the expert, or its refit
     on the whole training split), made by `label_distributions`."""
-    expert = context.labeller() if config.label_expert == "refit" else context.expert()
+    expert = context.labeller() if config.uses_labeller else context.expert()
     device = next(expert.parameters()).device
     table = expert.item_embeddings()
     # One-hot inputs are the K = 1 case of the expected embedding over each position's sparse support.
@@ -124,7 +129,7 @@ def holdout_labels(config: LabelConfig) -> LabelConfig:
 def handed_out(context: DistillContext, synthetic: SyntheticData, config: LabelConfig) -> SyntheticData:
     """Data chosen on the holdout's terms (the expert's labels), labelled for handing out: relabelled by the
     refit expert (`DistillContext.labeller`) on its own inputs when `config.label_expert` is "refit"."""
-    return expert_labels(context, synthetic, config) if config.label_expert == "refit" else synthetic
+    return expert_labels(context, synthetic, config) if config.uses_labeller else synthetic
 
 
 def labelled_selection(context: DistillContext, budget: int, config: LabelConfig, selection: str,
@@ -162,5 +167,5 @@ def distill_teacher(context: DistillContext, budget: int, config: TeacherConfig,
     return labelled_selection(context, budget, config, config.selection)
 
 
-register(MethodSpec("teacher", distill_teacher, TeacherConfig, needs_labeller=True,
+register(MethodSpec("teacher", distill_teacher, TeacherConfig,
                     help="random real sequences labelled with the expert's top soft predictions (label distillation)"))

@@ -357,7 +357,7 @@ def run_job(job: Job, runs_dir: Path) -> None:
                               configs.expert.epochs, "epochs")
                 context.on_expert_epoch = tracker.on_expert_epoch
                 context.expert()
-            if needs_labeller(spec.methods):
+            if needs_labeller(spec.methods, spec.distill):
                 tracker.start("labeller", "refitting the expert on the whole training split (cached after the first "
                               "time)", context.labeller_config().epochs, "epochs")
                 context.labeller()

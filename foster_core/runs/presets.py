@@ -42,9 +42,11 @@ PRESETS: dict[str, Preset] = {
         "FOSTER steps, scores the synthetic data at steps 0 and 20 on held-out training data against teacher "
         "with quick 20-epoch students (keeping teacher's data if it scores higher, as it did on MovieLens with "
         "this short expert), and evaluates with one student of at most 50 epochs; then random at the "
-        "same budget and a 4-epoch full-data reference (the short expert and reference are undertrained).",
+        "same budget and a 4-epoch full-data reference (the short expert and reference are undertrained). "
+        "The short expert labels the data itself: no refit on the whole training split, which would take as "
+        "long again.",
         distill={"steps": 20, "log_every": 2, "checkpoint_every": 10, "reset_every": 10, "select_every": 20,
-                 "select_epochs": 20, "real_batch_size": 64},
+                 "select_epochs": 20, "real_batch_size": 64, "label_expert": "holdout"},
         student={"seeds": (0,), "epochs": 50, "patience": 20, "eval_every": 5},
         expert={"epochs": 4, "patience": 2},
     ),

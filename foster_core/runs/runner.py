@@ -87,7 +87,7 @@ def run_method(
     try:
         if spec.needs_expert:  # shared by all runs, so not part of a method's own cost; others never train it
             context.expert()
-        if spec.needs_labeller:
+        if getattr(config, "uses_labeller", False):
             context.labeller()
         device = resolve_device(config.device)
         started = time.perf_counter()
