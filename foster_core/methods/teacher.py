@@ -41,13 +41,13 @@ class LabelConfig(RunSettings):
             raise ValueError("label_support must be at least 1")
         if self.label_expert not in LABEL_EXPERTS:
             raise ValueError(f"label_expert must be one of {', '.join(LABEL_EXPERTS)}, not {self.label_expert!r}")
+        if not self.label_temperature > 0:
+            raise ValueError(f"label_temperature must be positive, not {self.label_temperature}")
 
     @property
     def uses_labeller(self) -> bool:
         """Whether the data handed out is labelled by the expert's refit (`DistillContext.labeller`)."""
         return self.label_expert == "refit"
-        if not self.label_temperature > 0:
-            raise ValueError(f"label_temperature must be positive, not {self.label_temperature}")
 
 
 def label_settings(config: LabelConfig) -> dict:
