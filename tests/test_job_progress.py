@@ -304,3 +304,18 @@ def test_the_tracker_logs_a_line_as_each_phase_starts_and_ends():
         "started: random n=5: selecting",
         "finished: random n=5: selecting (in 0.0 s)"]
 
+
+
+def test_the_labeller_is_a_phase_of_its_own_after_the_expert_only_when_the_labels_use_it():
+    state = {"status": "running", "total_runs": 3, "done_runs": 0, "reference": "to train",
+             "phase": phase("expert", "training the expert", 2, EXPERT_EPOCHS, 4.0, unit="epochs")}
+    during_expert = job_progress(quick_spec(), state, now=1004.0)
+    assert during_expert.to_come[0] == ("refitting the expert on the whole training split", None)
+    holdout = quick_spec(distill={**DISTILL, "label_expert": "holdout"})
+    assert all("refitting" not in label for label, _ in job_progress(holdout, state, now=1004.0).to_come)
+    # At work: its epochs are known (the expert's best), so it has a count and a pace of its own.
+    state["phase"] = phase("labeller", "refitting the expert on the whole training split", 3, 6, 9.0, unit="epochs")
+    during_labeller = job_progress(quick_spec(), state, now=1009.0)
+    assert during_labeller.phase.left == pytest.approx(3.0 * 3)
+    assert all("refitting" not in label for label, _ in during_labeller.to_come)
+    assert during_labeller.to_come[0][0].startswith("foster n=20")

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..methods.registry import get_method, method_names, needs_expert
+from ..methods.registry import get_method, method_names, needs_expert, needs_labeller
 from ..runs.evaluator import format_seconds
 from ..runs.job_phases import quick_students
 from ..runs.jobs import JobSpec, job_configs
@@ -120,6 +120,8 @@ def plan(spec: JobSpec, configs: dict[str, Any], students: int, reference_epochs
     phases = [Planned("encode", None, "encoding item texts")]
     if needs_expert(spec.methods):
         phases.append(Planned("expert", None, "training the expert", reference_epochs))
+    if needs_labeller(spec.methods, spec.distill):  # its epochs are the expert's best: known once it starts
+        phases.append(Planned("labeller", None, "refitting the expert on the whole training split", None))
     reference = [Planned("reference", None, REFERENCE_TITLE, reference_epochs * students)] if train_reference else []
     if spec.ladder:
         phases += reference
